@@ -1,0 +1,1 @@
+//! A recording fake provider for loop tests: records calls, injects failures.

@@ -1,0 +1,1 @@
+//! Simulated EC2 in virtual time.

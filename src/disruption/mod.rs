@@ -1,0 +1,1 @@
+//! Disruption: expiry, drift, emptiness and consolidation decisions.

@@ -1,0 +1,1 @@
+//! Interruption: spot and health events from the SQS queue.

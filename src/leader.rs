@@ -1,0 +1,1 @@
+//! Leader election over a coordination.k8s.io Lease: every replica indexes, only the holder acts.

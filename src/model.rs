@@ -1,0 +1,314 @@
+//! Domain structs: what ballast keeps of Kubernetes objects, converted once at the edge (watch, scenario
+//! file, snapshot dump) so planners never touch k8s-openapi types or parse quantities twice.
+//!
+//! Everything here is plain data. Matching logic (selectors, taints, requirements) lives in `scheduling`.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::resources::Resources;
+
+pub type Labels = BTreeMap<String, String>;
+
+// === Selectors and requirements ===
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Operator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+    Gt,
+    Lt,
+}
+
+/// One `key op values` clause: a node selector requirement, a label selector expression (In, NotIn, Exists,
+/// DoesNotExist only) or a Provisioner requirement.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Requirement {
+    pub key: String,
+    pub operator: Operator,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// `nodeSelectorTerms[i]`: its expressions are ANDed; a list of terms is ORed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeSelectorTerm {
+    pub match_expressions: Vec<Requirement>,
+    /// `matchFields` only supports `metadata.name`.
+    pub match_fields: Vec<Requirement>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LabelSelector {
+    pub match_labels: Labels,
+    pub match_expressions: Vec<Requirement>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeAffinity {
+    /// ORed terms; empty means no required node affinity.
+    pub required: Vec<NodeSelectorTerm>,
+    pub preferred: Vec<Weighted<NodeSelectorTerm>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Weighted<T> {
+    pub weight: i32,
+    pub term: T,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PodAffinityTerm {
+    /// `None` matches no pods (Kubernetes semantics of a nil selector).
+    pub selector: Option<LabelSelector>,
+    /// Empty with no namespace selector means the pod's own namespace.
+    pub namespaces: Vec<String>,
+    pub namespace_selector: Option<LabelSelector>,
+    pub topology_key: String,
+    pub match_label_keys: Vec<String>,
+    pub mismatch_label_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PodAffinity {
+    pub required: Vec<PodAffinityTerm>,
+    pub preferred: Vec<Weighted<PodAffinityTerm>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Affinity {
+    pub node: NodeAffinity,
+    pub pod: PodAffinity,
+    pub pod_anti: PodAffinity,
+}
+
+// === Taints and tolerations ===
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TaintEffect {
+    NoSchedule,
+    PreferNoSchedule,
+    NoExecute,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Taint {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+    pub effect: TaintEffect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum TolerationOperator {
+    #[default]
+    Equal,
+    Exists,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Toleration {
+    /// Empty with `Exists` tolerates every taint.
+    pub key: String,
+    pub operator: TolerationOperator,
+    pub value: String,
+    /// `None` tolerates every effect.
+    pub effect: Option<TaintEffect>,
+    pub toleration_seconds: Option<i64>,
+}
+
+// === Topology spread ===
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum WhenUnsatisfiable {
+    #[default]
+    DoNotSchedule,
+    ScheduleAnyway,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InclusionPolicy {
+    Honor,
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TopologySpreadConstraint {
+    pub max_skew: i32,
+    pub topology_key: String,
+    pub when_unsatisfiable: WhenUnsatisfiable,
+    pub selector: Option<LabelSelector>,
+    pub min_domains: Option<i32>,
+    /// Default `Honor`.
+    pub node_affinity_policy: InclusionPolicy,
+    /// Default `Ignore`.
+    pub node_taints_policy: InclusionPolicy,
+    pub match_label_keys: Vec<String>,
+}
+
+// === Pods ===
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum PodPhase {
+    #[default]
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OwnerRef {
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+    pub controller: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HostPort {
+    pub port: i32,
+    /// `TCP` when unset.
+    pub protocol: String,
+    /// `0.0.0.0` when unset.
+    pub ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub owner: Option<OwnerRef>,
+    pub node_name: Option<String>,
+    pub nominated_node: Option<String>,
+    pub phase: PodPhase,
+    /// `PodScheduled=False` with reason `Unschedulable`: the kube-scheduler gave up on it.
+    pub unschedulable: bool,
+    /// `max(sum(containers), max(init)) + overhead`, with `pods: 1`.
+    pub requests: Resources,
+    pub node_selector: Labels,
+    pub affinity: Affinity,
+    pub tolerations: Vec<Toleration>,
+    pub topology_spread: Vec<TopologySpreadConstraint>,
+    pub host_ports: Vec<HostPort>,
+    /// Names of PersistentVolumeClaims the pod mounts (generic ephemeral volumes as `<pod>-<volume>`).
+    pub pvcs: Vec<String>,
+    /// Uses emptyDir on disk or hostPath (Cluster Autoscaler's "local storage" rule).
+    pub local_storage: bool,
+    pub priority: i32,
+    pub priority_class: Option<String>,
+    pub scheduler_name: String,
+    pub created: Timestamp,
+    pub deleting: Option<Timestamp>,
+    pub termination_grace_seconds: i64,
+}
+
+impl Pod {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    pub fn is_daemonset_pod(&self) -> bool {
+        self.owner.as_ref().is_some_and(|o| o.kind == "DaemonSet")
+    }
+
+    /// Static pods mirrored by the kubelet; they cannot be evicted or rescheduled.
+    pub fn is_mirror(&self) -> bool {
+        self.annotations.contains_key("kubernetes.io/config.mirror")
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.phase, PodPhase::Succeeded | PodPhase::Failed)
+    }
+
+    /// Pending on no node, not being deleted: a pod the provisioner must find room for.
+    pub fn is_pending(&self) -> bool {
+        self.node_name.is_none() && self.deleting.is_none() && !self.is_terminal()
+    }
+}
+
+// === Nodes ===
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    /// `aws:///us-east-1a/i-0123…`
+    pub provider_id: Option<String>,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub taints: Vec<Taint>,
+    /// Cordoned.
+    pub unschedulable: bool,
+    pub capacity: Resources,
+    pub allocatable: Resources,
+    pub ready: bool,
+    pub created: Timestamp,
+    pub deleting: Option<Timestamp>,
+}
+
+// === Workloads, budgets and volumes ===
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonSet {
+    pub namespace: String,
+    pub name: String,
+    /// The pod template, as a pod bound to no node.
+    pub template: Pod,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum IntOrPercent {
+    Int(i32),
+    Percent(i32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodDisruptionBudget {
+    pub namespace: String,
+    pub name: String,
+    pub selector: LabelSelector,
+    pub min_available: Option<IntOrPercent>,
+    pub max_unavailable: Option<IntOrPercent>,
+    /// `status.disruptionsAllowed` as last reported by the disruption controller.
+    pub disruptions_allowed: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistentVolumeClaim {
+    pub namespace: String,
+    pub name: String,
+    pub storage_class: Option<String>,
+    /// The bound PersistentVolume.
+    pub volume_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistentVolume {
+    pub name: String,
+    /// `spec.nodeAffinity.required` (ORed terms), e.g. the EBS volume's zone.
+    pub node_affinity: Vec<NodeSelectorTerm>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum VolumeBindingMode {
+    #[default]
+    Immediate,
+    WaitForFirstConsumer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageClass {
+    pub name: String,
+    pub provisioner: String,
+    pub binding_mode: VolumeBindingMode,
+    /// `allowedTopologies` as ORed terms.
+    pub allowed_topologies: Vec<NodeSelectorTerm>,
+}

@@ -1,0 +1,1 @@
+//! Proportional scaling of cluster add-ons (cluster-proportional-autoscaler mode).

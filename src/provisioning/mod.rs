@@ -1,0 +1,1 @@
+//! Karpenter-style provisioning: batch pending pods, solve, launch NodeClaims, track their lifecycle.

@@ -1,0 +1,1 @@
+//! Pure scheduling: where pending pods go and which new nodes are cheapest (`solve`).

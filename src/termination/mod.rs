@@ -1,0 +1,1 @@
+//! Termination: finalizers, PDB-aware drain and instance deletion.
