@@ -70,8 +70,8 @@ impl LinearParams {
 
     pub fn replicas(&self, status: &ClusterStatus) -> i32 {
         let (nodes, cores) = status.counts(self.include_unschedulable_nodes);
-        let from_cores = self.from_resource(cores, self.cores_per_replica);
-        let mut from_nodes = self.from_resource(nodes, self.nodes_per_replica);
+        let from_cores = self.replicas_for(cores, self.cores_per_replica);
+        let mut from_nodes = self.replicas_for(nodes, self.nodes_per_replica);
         // After the max clamp, as in CPA: `max: 1` with several nodes still gives 2.
         if self.prevent_single_point_failure && nodes > 1 && from_nodes < 2 {
             from_nodes = 2;
@@ -80,7 +80,7 @@ impl LinearParams {
     }
 
     /// A zero per-value disables that input (it yields 1, below any other result).
-    fn from_resource(&self, amount: i64, per_replica: f64) -> i32 {
+    fn replicas_for(&self, amount: i64, per_replica: f64) -> i32 {
         if per_replica == 0.0 {
             return 1;
         }

@@ -24,6 +24,17 @@ impl TargetKind {
         }
     }
 
+    /// The kind named `name` in lower case, as in target lists.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "deployment" => Self::Deployment,
+            "replicaset" => Self::ReplicaSet,
+            "statefulset" => Self::StatefulSet,
+            "replicationcontroller" => Self::ReplicationController,
+            _ => return None,
+        })
+    }
+
     /// `(apiVersion, Kind)` of the workload, for Events about it.
     pub fn api_version_and_kind(self) -> (&'static str, &'static str) {
         match self {
@@ -83,13 +94,8 @@ impl FromStr for TargetRef {
         if name.is_empty() || name.contains('/') {
             return Err(TargetError::NotKindSlashName(s.to_string()));
         }
-        let kind = match kind.to_ascii_lowercase().as_str() {
-            "deployment" => TargetKind::Deployment,
-            "replicaset" => TargetKind::ReplicaSet,
-            "statefulset" => TargetKind::StatefulSet,
-            "replicationcontroller" => TargetKind::ReplicationController,
-            _ => return Err(TargetError::UnsupportedKind(s.to_string())),
-        };
+        let kind = TargetKind::from_name(&kind.to_ascii_lowercase())
+            .ok_or_else(|| TargetError::UnsupportedKind(s.to_string()))?;
         Ok(Self { kind, name: name.to_string() })
     }
 }
