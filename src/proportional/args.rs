@@ -53,6 +53,20 @@ pub struct ProportionalArgs {
     pub poll_period_seconds: u64,
 }
 
+/// The flags' defaults: no flag ConfigMap, only annotated ConfigMaps (for the simulator and tests).
+impl Default for ProportionalArgs {
+    fn default() -> Self {
+        Self {
+            config_map: None,
+            targets: Vec::new(),
+            default_params: None,
+            namespace: "kube-system".to_string(),
+            node_labels: NodeLabels::default(),
+            poll_period_seconds: 10,
+        }
+    }
+}
+
 impl ProportionalArgs {
     pub fn poll_period(&self) -> Duration {
         Duration::from_secs(self.poll_period_seconds)
@@ -106,6 +120,7 @@ mod tests {
     #[test]
     fn defaults_match_cpa() {
         let args = Cli::try_parse_from(["ballast"]).unwrap().proportional;
+        assert_eq!(args, ProportionalArgs::default());
         assert_eq!(args.poll_period(), Duration::from_secs(10));
         assert_eq!(args.config_map, None);
         assert!(args.targets.is_empty());

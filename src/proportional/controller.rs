@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     actuator::{self, Actuator, EventRecord, EventType, ScaleTarget},
-    api::NodeClaim,
+    api::{NodeClaim, labels},
     clock::Clock,
     model::{ConfigMap, Labels},
     resources::CPU,
@@ -32,7 +32,7 @@ use crate::{
 };
 
 /// `kind/name[,kind/name…]` in the ConfigMap's namespace: makes a ConfigMap a params ConfigMap for them.
-pub const TARGET_ANNOTATION: &str = "ballast.dev/proportional-target";
+pub const TARGET_ANNOTATION: &str = labels::PROPORTIONAL_TARGET;
 /// `"true"`: NodeClaims still launching count as schedulable nodes, so add-ons scale ahead of the nodes.
 pub const COUNT_LAUNCHING_ANNOTATION: &str = "ballast.dev/proportional-count-launching";
 /// `key=value[,…]`: only matching nodes count; replaces `--proportional-node-labels` for this ConfigMap.
@@ -186,9 +186,9 @@ impl Source<'_> {
     }
 }
 
-/// A target's replicas as one source computed them.
-struct Claim {
-    source: usize,
+/// Replicas as one params ConfigMap computes them for its targets.
+#[derive(Debug, Clone, Copy)]
+struct Replicas {
     controller: &'static str,
     inputs: Inputs,
     desired: i32,
@@ -275,67 +275,60 @@ impl Proportional {
     /// counts as not found.
     pub fn plan(&self, snap: &Snapshot, current: &BTreeMap<ScaleTarget, ScaleRead>, now: Timestamp) -> Plan {
         let mut plan = Plan::default();
-        let sources = self.sources(snap);
-        if let Some(name) = &self.args.config_map
-            && !snap.config_maps.contains_key(&format!("{}/{}", self.args.namespace, name))
-            && self.args.default_params.is_none()
-        {
-            plan.errors
-                .push(Error::MissingConfigMap { config_map: format!("{}/{}", self.args.namespace, name) });
+        if let Some(name) = self.missing_flag_config_map(snap) {
+            match &self.args.default_params {
+                Some(defaults) => {
+                    plan.create_config_map = Some(NewConfigMap {
+                        namespace: self.args.namespace.clone(),
+                        name: name.to_string(),
+                        data: defaults.data.clone(),
+                    })
+                }
+                None => plan.errors.push(Error::MissingConfigMap {
+                    config_map: format!("{}/{}", self.args.namespace, name),
+                }),
+            }
         }
-        let mut claims: BTreeMap<ScaleTarget, Vec<Claim>> = BTreeMap::new();
+        let sources = self.sources(snap);
+        let mut claims: BTreeMap<ScaleTarget, Vec<(usize, Replicas)>> = BTreeMap::new();
         for (index, source) in sources.iter().enumerate() {
             match self.compute(snap, source, now) {
-                Ok((targets, controller, inputs, desired)) => {
+                Ok((targets, replicas)) => {
                     for target in targets {
-                        claims.entry(target).or_default().push(Claim {
-                            source: index,
-                            controller,
-                            inputs,
-                            desired,
-                        });
+                        claims.entry(target).or_default().push((index, replicas));
                     }
                 }
                 Err(error) => plan.warnings.push(source.warning("InvalidConfig", &error)),
             }
         }
         for (target, claims) in claims {
-            if let [claim] = claims.as_slice() {
-                let source = &sources[claim.source];
-                match current.get(&target).unwrap_or(&ScaleRead::NotFound) {
-                    ScaleRead::Replicas(replicas) => plan.decisions.push(Decision {
-                        target,
-                        config_map: source.key(),
-                        controller: claim.controller,
-                        inputs: claim.inputs,
-                        current: *replicas,
-                        desired: claim.desired,
-                    }),
-                    ScaleRead::NotFound => {
-                        let error =
-                            Error::TargetNotFound { target: describe(&target), config_map: source.key() };
-                        plan.warnings.push(source.warning("TargetNotFound", &error));
-                    }
-                    ScaleRead::Failed(message) => plan
-                        .errors
-                        .push(Error::ReadScale { target: describe(&target), message: message.clone() }),
-                }
-            } else {
-                let config_maps: Vec<String> = claims.iter().map(|c| sources[c.source].key()).collect();
+            let [(index, replicas)] = claims.as_slice() else {
+                let config_maps: Vec<String> =
+                    claims.iter().map(|(index, _)| sources[*index].key()).collect();
                 let error = Error::TargetConflict { target: describe(&target), config_maps };
-                for claim in &claims {
-                    plan.warnings.push(sources[claim.source].warning("TargetConflict", &error));
+                for (index, _) in &claims {
+                    plan.warnings.push(sources[*index].warning("TargetConflict", &error));
+                }
+                continue;
+            };
+            let source = &sources[*index];
+            match current.get(&target).unwrap_or(&ScaleRead::NotFound) {
+                ScaleRead::Replicas(current) => plan.decisions.push(Decision {
+                    target,
+                    config_map: source.key(),
+                    controller: replicas.controller,
+                    inputs: replicas.inputs,
+                    current: *current,
+                    desired: replicas.desired,
+                }),
+                ScaleRead::NotFound => {
+                    let error = Error::TargetNotFound { target: describe(&target), config_map: source.key() };
+                    plan.warnings.push(source.warning("TargetNotFound", &error));
+                }
+                ScaleRead::Failed(message) => {
+                    plan.errors.push(Error::ReadScale { target: describe(&target), message: message.clone() })
                 }
             }
-        }
-        if let (Some(name), Some(defaults)) = (&self.args.config_map, &self.args.default_params)
-            && !snap.config_maps.contains_key(&format!("{}/{}", self.args.namespace, name))
-        {
-            plan.create_config_map = Some(NewConfigMap {
-                namespace: self.args.namespace.clone(),
-                name: name.clone(),
-                data: defaults.data.clone(),
-            });
         }
         plan
     }
@@ -374,7 +367,13 @@ impl Proportional {
         let current: BTreeSet<WarningKey> = plan.warnings.iter().map(warning_key).collect();
         let already = std::mem::replace(&mut *self.reported.lock(), current);
         for warning in plan.warnings.iter().filter(|w| !already.contains(&warning_key(w))) {
-            warn!(namespace = ?warning.namespace, name = %warning.name, reason = %warning.reason, "{}", warning.message);
+            warn!(
+                namespace = ?warning.namespace,
+                name = %warning.name,
+                reason = %warning.reason,
+                message = %warning.message,
+                "Proportional scaling problem"
+            );
             self.emit(warning).await;
         }
         for error in &errors {
@@ -389,20 +388,31 @@ impl Proportional {
         }
     }
 
+    /// `--proportional-configmap` when it is set and the snapshot has no such ConfigMap.
+    fn missing_flag_config_map(&self, snap: &Snapshot) -> Option<&str> {
+        let name = self.args.config_map.as_deref()?;
+        let missing = !snap.config_maps.contains_key(&format!("{}/{}", self.args.namespace, name));
+        missing.then_some(name)
+    }
+
     /// Annotated ConfigMaps, plus the flag's ConfigMap (or its default params while it does not exist).
     fn sources<'a>(&'a self, snap: &'a Snapshot) -> Vec<Source<'a>> {
-        let flag_key = self.args.config_map.as_ref().map(|name| format!("{}/{}", self.args.namespace, name));
+        let is_flag_config_map = |cm: &ConfigMap| {
+            self.args.config_map.as_deref() == Some(&cm.name) && self.args.namespace == cm.namespace
+        };
         let mut sources: Vec<Source<'a>> = snap
             .config_maps
-            .iter()
-            .filter(|(key, cm)| {
-                cm.annotations.contains_key(TARGET_ANNOTATION) || Some(*key) == flag_key.as_ref()
+            .values()
+            .filter(|cm| cm.annotations.contains_key(TARGET_ANNOTATION) || is_flag_config_map(cm))
+            .map(|cm| Source {
+                namespace: &cm.namespace,
+                name: &cm.name,
+                annotations: &cm.annotations,
+                data: &cm.data,
+                flag_targets: if is_flag_config_map(cm) { &self.args.targets } else { &[] },
             })
-            .map(|(key, cm)| self.source(cm, Some(key) == flag_key.as_ref()))
             .collect();
-        if let (Some(key), Some(name), Some(defaults)) =
-            (&flag_key, &self.args.config_map, &self.args.default_params)
-            && !snap.config_maps.contains_key(key)
+        if let (Some(name), Some(defaults)) = (self.missing_flag_config_map(snap), &self.args.default_params)
         {
             static NO_ANNOTATIONS: Labels = Labels::new();
             sources.push(Source {
@@ -416,22 +426,12 @@ impl Proportional {
         sources
     }
 
-    fn source<'a>(&'a self, cm: &'a ConfigMap, from_flag: bool) -> Source<'a> {
-        Source {
-            namespace: &cm.namespace,
-            name: &cm.name,
-            annotations: &cm.annotations,
-            data: &cm.data,
-            flag_targets: if from_flag { &self.args.targets } else { &[] },
-        }
-    }
-
     fn compute(
         &self,
         snap: &Snapshot,
         source: &Source<'_>,
         now: Timestamp,
-    ) -> Result<(Vec<ScaleTarget>, &'static str, Inputs, i32), Error> {
+    ) -> Result<(Vec<ScaleTarget>, Replicas), Error> {
         let targets = source.targets()?;
         let count_launching = source.count_launching()?;
         let node_labels = source.node_labels(&self.args.node_labels)?;
@@ -443,7 +443,7 @@ impl Proportional {
         };
         let (status, launching) = node_view(snap, &node_labels, count_launching, now);
         let inputs = Inputs { status, launching, include_unschedulable };
-        Ok((targets, controller, inputs, params.replicas(&status)))
+        Ok((targets, Replicas { controller, inputs, desired: params.replicas(&status) }))
     }
 }
 
