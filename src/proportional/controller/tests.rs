@@ -461,3 +461,13 @@ async fn run_acts_only_as_leader_on_node_changes_and_every_poll_period() {
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(1), task).await.expect("run returns on shutdown").unwrap();
 }
+
+#[test]
+fn inputs_name_what_the_formula_counted() {
+    let status =
+        ClusterStatus { total_nodes: 5, total_cores: 20, schedulable_nodes: 3, schedulable_cores: 12 };
+    let inputs = Inputs { status, launching: 0, include_unschedulable: true };
+    assert_eq!(inputs.to_string(), "5 nodes, 20 cores");
+    let inputs = Inputs { status, launching: 1, include_unschedulable: false };
+    assert_eq!(inputs.to_string(), "3 schedulable nodes (1 launching), 12 cores");
+}
