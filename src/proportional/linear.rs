@@ -38,25 +38,24 @@ impl LinearParams {
     pub fn parse(json: &str) -> Result<Self, ParamsProblem> {
         let raw: RawLinear =
             serde_json::from_str(json).map_err(|e| ParamsProblem::invalid_json("linear", &e))?;
+        // Checks in CPA's order, so a ConfigMap with several problems reports the same one first.
+        if raw.min < 0 {
+            return Err(ParamsProblem::Negative { field: "min", value: raw.min.to_string() });
+        }
+        // Linear never scales to zero: an unset min means 1.
+        let min = raw.min.max(1);
+        if raw.max != 0 && raw.max < min {
+            return Err(ParamsProblem::MaxBelowMin { min, max: raw.max });
+        }
+        if raw.cores_per_replica == 0.0 && raw.nodes_per_replica == 0.0 {
+            return Err(ParamsProblem::NoPerReplica);
+        }
         for (field, value) in
             [("coresPerReplica", raw.cores_per_replica), ("nodesPerReplica", raw.nodes_per_replica)]
         {
             if value < 0.0 {
                 return Err(ParamsProblem::Negative { field, value: value.to_string() });
             }
-        }
-        for (field, value) in [("min", raw.min), ("max", raw.max)] {
-            if value < 0 {
-                return Err(ParamsProblem::Negative { field, value: value.to_string() });
-            }
-        }
-        if raw.cores_per_replica == 0.0 && raw.nodes_per_replica == 0.0 {
-            return Err(ParamsProblem::NoPerReplica);
-        }
-        // Linear never scales to zero: an unset min means 1.
-        let min = raw.min.max(1);
-        if raw.max != 0 && raw.max < min {
-            return Err(ParamsProblem::MaxBelowMin { min, max: raw.max });
         }
         Ok(Self {
             cores_per_replica: raw.cores_per_replica,
@@ -182,7 +181,7 @@ mod tests {
         );
         assert_eq!(
             err(r#"{"nodesPerReplica": 1, "max": -3}"#),
-            ParamsProblem::Negative { field: "max", value: "-3".into() }
+            ParamsProblem::MaxBelowMin { min: 1, max: -3 }
         );
         assert_eq!(
             err(r#"{"nodesPerReplica": 1, "min": 5, "max": 2}"#),
