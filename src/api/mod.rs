@@ -10,6 +10,7 @@ pub mod node_claim;
 pub mod node_template;
 pub mod provisioner;
 pub mod quantity;
+pub mod rules;
 
 pub use conditions::Condition;
 pub use node_claim::{NodeClaim, NodeClaimSpec, NodeClaimStatus};
