@@ -24,6 +24,16 @@ use super::{
     printcolumn(name = "AMIFamily", type_ = "string", json_path = ".spec.amiFamily"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
+#[x_kube(validation = rule(
+    "!has(self.launchTemplate) || !(has(self.userData) || has(self.amiSelector) || \
+     has(self.blockDeviceMappings) || has(self.metadataOptions) || has(self.detailedMonitoring))",
+    "launchTemplate is mutually exclusive with userData, amiSelector, blockDeviceMappings, metadataOptions and \
+     detailedMonitoring",
+))]
+#[x_kube(validation = rule(
+    "!has(self.amiFamily) || self.amiFamily != 'Custom' || has(self.amiSelector)",
+    "amiFamily Custom requires an amiSelector",
+))]
 #[serde(rename_all = "camelCase")]
 pub struct NodeTemplateSpec {
     /// Tag → value (`*` wildcard, comma-separated alternatives, `""` = tag exists) or `aws-ids: subnet-1,subnet-2`.
@@ -47,7 +57,15 @@ pub struct NodeTemplateSpec {
     /// Merged with ballast's bootstrap (MIME multipart for AL2/Ubuntu, TOML for Bottlerocket, nodeadm for AL2023).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
+    /// Added to launched instances; ballast's own tags (`kubernetes.io/cluster/*`,
+    /// `karpenter.sh/provisioner-name`, `karpenter.sh/managed-by`, `ballast.dev/*`) cannot be overridden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = rule(
+        "self.all(k, !k.matches('^kubernetes[.]io/cluster/') && !k.startsWith('ballast.dev/') && \
+         !(k in ['karpenter.sh/provisioner-name', 'karpenter.sh/managed-by']))",
+        "tag keys kubernetes.io/cluster/*, karpenter.sh/provisioner-name, karpenter.sh/managed-by and \
+         ballast.dev/* are restricted",
+    ))]
     pub tags: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_options: Option<MetadataOptions>,
