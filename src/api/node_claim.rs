@@ -22,6 +22,7 @@ use super::{
     status = "NodeClaimStatus",
     shortname = "nc",
     doc = "ballast's durable record of one node it launched or is launching.",
+    derive = "PartialEq",
     cel,
     printcolumn(name = "Type", type_ = "string", json_path = ".status.instanceType"),
     printcolumn(name = "Zone", type_ = "string", json_path = ".status.zone"),

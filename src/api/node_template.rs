@@ -20,6 +20,7 @@ use super::{
     status = "NodeTemplateStatus",
     shortname = "nt",
     doc = "AWS settings for the nodes ballast launches (Karpenter's AWSNodeTemplate).",
+    derive = "PartialEq",
     cel,
     printcolumn(name = "AMIFamily", type_ = "string", json_path = ".spec.amiFamily"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")

@@ -21,6 +21,7 @@ use super::{
     status = "ProvisionerStatus",
     shortname = "prov",
     doc = "What nodes ballast may launch for pending pods, and how they are disrupted.",
+    derive = "PartialEq",
     cel,
     printcolumn(name = "Weight", type_ = "integer", json_path = ".spec.weight"),
     printcolumn(name = "Consolidation", type_ = "boolean", json_path = ".spec.consolidation.enabled"),
