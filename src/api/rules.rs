@@ -84,11 +84,10 @@ pub fn restricted_domain_of(key: &str) -> Option<&'static str> {
     labels::RESTRICTED_LABEL_DOMAINS.iter().copied().find(|restricted| in_domain(domain, restricted))
 }
 
-/// A CEL regex (RE2) matching keys whose domain is `domain` or a subdomain of it. `[.]` instead of `\.`
-/// keeps the rule free of escapes in YAML.
-fn domain_regex(domains: &[&str]) -> String {
-    let alternatives: Vec<String> = domains.iter().map(|d| d.replace('.', "[.]")).collect();
-    format!("^([^/]*[.])?({})/", alternatives.join("|"))
+/// CEL condition: the domain of label key `var` is `domain` or one of its subdomains. String functions rather
+/// than `matches()`: a regex is compiled on every evaluation, once per key and rule.
+fn in_domain_condition(var: &str, domain: &str) -> String {
+    format!("({var}.split('/')[0] == '{domain}' || {var}.split('/')[0].endsWith('.{domain}'))")
 }
 
 fn cel_list(items: &[String]) -> String {
@@ -100,17 +99,20 @@ fn restricted_message(domain: &str) -> String {
     format!("label domain \"{domain}\" is restricted")
 }
 
-/// CEL condition: label key `var` is not in restricted `domain` (allowed exceptions and `exempt` keys pass).
+/// CEL condition: label key `var` is not in restricted `domain` (unprefixed keys, allowed exceptions and
+/// `exempt` keys pass).
 fn key_allowed_condition(var: &str, domain: &str, exempt: &[String]) -> String {
-    let allowed = format!("{var}.matches('{}')", domain_regex(labels::ALLOWED_LABEL_DOMAINS));
-    let restricted = format!("!{var}.matches('{}')", domain_regex(&[domain]));
+    let mut alternatives = vec![format!("!{var}.contains('/')")];
     let exempt: Vec<String> =
         exempt.iter().filter(|k| restricted_domain_of(k) == Some(domain)).cloned().collect();
-    if exempt.is_empty() {
-        format!("{allowed} || {restricted}")
-    } else {
-        format!("{var} in {} || {allowed} || {restricted}", cel_list(&exempt))
+    if !exempt.is_empty() {
+        alternatives.push(format!("{var} in {}", cel_list(&exempt)));
     }
+    for allowed in labels::ALLOWED_LABEL_DOMAINS {
+        alternatives.push(in_domain_condition(var, allowed));
+    }
+    alternatives.push(format!("!{}", in_domain_condition(var, domain)));
+    alternatives.join(" || ")
 }
 
 /// Rules for a `labels` map: no key in a restricted domain, one rule (and message) per domain.
