@@ -188,6 +188,22 @@ fn string_field<'v>(value: &'v Value, field: &str) -> Option<&'v str> {
     value.get(field).and_then(Value::as_str)
 }
 
+/// `spec.containers[0].name`, from serde_ignored's path (which marks `Option`s and newtypes with `?`).
+fn format_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", format_path(parent)),
+        Path::Map { parent, key } => match format_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            format_path(parent)
+        }
+    }
+}
+
 fn from_value(at: &mut Location<'_>, mut value: Value) -> Result<Vec<Manifest>, ManifestError> {
     if !value.is_object() {
         return Err(at.error(None, "", "expected an object with apiVersion and kind"));
@@ -236,11 +252,28 @@ fn from_value(at: &mut Location<'_>, mut value: Value) -> Result<Vec<Manifest>, 
         value: Value,
         wrap: fn(T) -> Manifest,
     ) -> Result<Vec<Manifest>, ManifestError> {
-        serde_path_to_error::deserialize(value).map(|t| vec![wrap(t)]).map_err(|error| {
-            let path = error.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            at.error(object.clone(), &path, error.into_inner().to_string())
-        })
+        let mut unknown = Vec::new();
+        // kube's custom resource types take apiVersion and kind from the type, not the document (checked above).
+        let mut record_unknown = |path: serde_ignored::Path<'_>| match format_path(&path) {
+            path if path == "apiVersion" || path == "kind" => {}
+            path => unknown.push(path),
+        };
+        let typed: T =
+            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut record_unknown))
+                .map_err(|error| {
+                    let path = error.path().to_string();
+                    let path = if path == "." { String::new() } else { path };
+                    at.error(object.clone(), &path, error.into_inner().to_string())
+                })?;
+        // Like `kubectl apply`'s strict field validation: a misspelt field is an error, not a silent default.
+        if let Some(first) = unknown.first() {
+            let reason = match unknown.len() {
+                1 => "unknown field".to_string(),
+                n => format!("unknown field (and {} more: {})", n - 1, unknown[1..].join(", ")),
+            };
+            return Err(at.error(object.clone(), first, reason));
+        }
+        Ok(vec![wrap(typed)])
     }
 
     match (api_version.as_str(), kind.as_str()) {
@@ -376,6 +409,79 @@ items:
     }
 
     #[test]
+    fn kubectl_get_output_with_server_fields_loads() {
+        let text = r#"
+apiVersion: v1
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    annotations:
+      deployment.kubernetes.io/revision: "1"
+    creationTimestamp: "2026-11-23T09:00:00Z"
+    generation: 1
+    managedFields:
+    - apiVersion: apps/v1
+      fieldsType: FieldsV1
+      fieldsV1: {f:spec: {f:replicas: {}}}
+      manager: kubectl
+      operation: Update
+      time: "2026-11-23T09:00:00Z"
+    name: inflate
+    namespace: default
+    resourceVersion: "1234"
+    uid: 6f1c2b1e-0000-4000-8000-000000000000
+  spec:
+    progressDeadlineSeconds: 600
+    replicas: 5
+    revisionHistoryLimit: 10
+    selector:
+      matchLabels: {app: inflate}
+    strategy:
+      rollingUpdate: {maxSurge: 25%, maxUnavailable: 25%}
+      type: RollingUpdate
+    template:
+      metadata:
+        creationTimestamp: null
+        labels: {app: inflate}
+      spec:
+        containers:
+        - image: public.ecr.aws/eks-distro/kubernetes/pause:3.7
+          imagePullPolicy: IfNotPresent
+          name: inflate
+          resources:
+            requests: {cpu: "1"}
+          terminationMessagePath: /dev/termination-log
+          terminationMessagePolicy: File
+        dnsPolicy: ClusterFirst
+        restartPolicy: Always
+        schedulerName: default-scheduler
+        securityContext: {}
+        terminationGracePeriodSeconds: 0
+  status:
+    availableReplicas: 5
+    conditions:
+    - lastTransitionTime: "2026-11-23T09:01:00Z"
+      lastUpdateTime: "2026-11-23T09:01:00Z"
+      message: Deployment has minimum availability.
+      reason: MinimumReplicasAvailable
+      status: "True"
+      type: Available
+    observedGeneration: 1
+    readyReplicas: 5
+    replicas: 5
+    updatedReplicas: 5
+kind: List
+metadata:
+  resourceVersion: ""
+"#;
+        let manifests = load(text);
+        let Manifest::Deployment(deployment) = &manifests[0] else { panic!("{:?}", manifests[0]) };
+        assert_eq!(deployment.spec.replicas, Some(5));
+        assert_eq!(deployment.status.as_ref().and_then(|s| s.ready_replicas), Some(5));
+    }
+
+    #[test]
     fn json_and_kubectl_lists_load() {
         let json = r#"{"apiVersion": "v1", "kind": "List", "items": [
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}
@@ -447,6 +553,24 @@ spec:
         assert!(
             error.starts_with("failed to load test.yaml document 1 (Pod/bad): items[1].spec.containers: "),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_path() {
+        let text =
+            DEPLOYMENT_AND_PDB.replace("image: nginx", "image: nginx\n          imagePullPolcy: Always");
+        assert_eq!(
+            load_err(&text),
+            "failed to load test.yaml document 1 (Deployment/web): \
+             spec.template.spec.containers[0].imagePullPolcy: unknown field"
+        );
+        let text = "apiVersion: karpenter.sh/v1alpha5\nkind: Provisioner\nmetadata: {name: p}\nspec:\n  \
+                    ttlSecondAfterEmpty: 30\n  consolidation: {enable: true}\n";
+        assert_eq!(
+            load_err(text),
+            "failed to load test.yaml document 1 (Provisioner/p): spec.consolidation.enable: unknown field (and 1 \
+             more: spec.ttlSecondAfterEmpty)"
         );
     }
 
