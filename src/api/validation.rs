@@ -257,6 +257,11 @@ fn check_openapi(
         {
             report.push(path, format!("Invalid value: should have at least {min} properties"));
         }
+        if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+            && (object.len() as u64) > max
+        {
+            report.push(path, format!("Too many: {}: must have at most {max} items", object.len()));
+        }
         for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
             if let Some(key) = required.as_str()
                 && object.get(key).is_none_or(Value::is_null)
@@ -278,6 +283,11 @@ fn check_openapi(
             && (items.len() as u64) < min
         {
             report.push(path, format!("Invalid value: should have at least {min} items"));
+        }
+        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+            && (items.len() as u64) > max
+        {
+            report.push(path, format!("Too many: {}: must have at most {max} items", items.len()));
         }
         if let Some(item_schema) = schema.get("items") {
             for (i, item) in items.iter().enumerate() {
