@@ -121,7 +121,7 @@ fn key_allowed_condition(var: &str, domain: &str, exempt: &[String]) -> String {
 }
 
 /// Rules for a `labels` map: no key in a restricted domain, one rule (and message) per domain.
-pub fn label_map_rules() -> Vec<Rule> {
+fn label_map_rules() -> Vec<Rule> {
     labels::RESTRICTED_LABEL_DOMAINS
         .iter()
         .map(|domain| {
@@ -225,7 +225,7 @@ pub fn taints_schema(generator: &mut SchemaGenerator) -> Schema {
 }
 
 /// A string → string map whose values match `pattern` and whose keys are among `keys` (when given).
-pub fn string_map_schema(pattern: &str, keys: Option<&[&str]>) -> Schema {
+fn string_map_schema(pattern: &str, keys: Option<&[&str]>) -> Schema {
     let mut map = json!({
         "type": "object",
         "additionalProperties": { "type": "string", "pattern": pattern },
