@@ -231,6 +231,26 @@ fn weight_and_kubelet_rules_are_enforced_by_cel() {
         &with(|s| s.kubelet_configuration.get_or_insert_default().eviction_soft_grace_period = None),
         &["every evictionSoft signal needs an evictionSoftGracePeriod"],
     );
+    assert_cel_rejects(
+        &with(|s| s.kubelet_configuration.get_or_insert_default().eviction_soft = None),
+        &["every evictionSoftGracePeriod signal needs an evictionSoft threshold"],
+    );
+    assert_cel_rejects(
+        &with(|s| {
+            s.kubelet_configuration.get_or_insert_default().eviction_hard =
+                Some(BTreeMap::from([("memory.free".into(), "1Gi".into())]))
+        }),
+        &["keys must be one of memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, \
+           imagefs.inodesFree, pid.available"],
+    );
+    assert_cel_rejects(
+        &with(|s| {
+            s.provider = Some(serde_json::json!({"subnetSelector": {"a": "b"}}));
+            s.provider_ref =
+                Some(ballast::api::provisioner::ProviderRef { name: "default".into(), ..Default::default() });
+        }),
+        &["provider and providerRef are mutually exclusive"],
+    );
 }
 
 #[track_caller]
@@ -290,7 +310,13 @@ fn every_rule_is_present_in_the_generated_schema() {
             .unwrap_or_default()
     };
     let props = &spec["properties"];
-    assert_eq!(rules(spec), ["consolidation.enabled and ttlSecondsAfterEmpty are mutually exclusive"]);
+    assert_eq!(
+        rules(spec),
+        [
+            "consolidation.enabled and ttlSecondsAfterEmpty are mutually exclusive",
+            "provider and providerRef are mutually exclusive"
+        ]
+    );
     assert_eq!(props["ttlSecondsAfterEmpty"]["minimum"], 0.0);
     assert_eq!(rules(&props["ttlSecondsAfterEmpty"]), ["ttlSecondsAfterEmpty must be non-negative"]);
     assert_eq!(props["ttlSecondsUntilExpired"]["minimum"], 0.0);
