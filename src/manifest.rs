@@ -129,23 +129,23 @@ pub fn load_file(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
 /// Loads every object in `text`; `file` names the source in errors. Documents are numbered from 1.
 pub fn load_str(file: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
     let mut manifests = Vec::new();
-    for (index, document) in documents(file, text)?.into_iter().enumerate() {
-        let mut at = Location { file, document: index + 1, prefix: String::new() };
+    for (number, document) in documents(file, text)? {
+        let mut at = Location { file, document: number, prefix: String::new() };
         manifests.extend(from_value(&mut at, document)?);
     }
     Ok(manifests)
 }
 
-/// Splits `text` into documents: JSON (one or more concatenated values) when it starts with `{`, else YAML.
-/// Empty YAML documents (a stray `---`) are skipped.
-fn documents(file: &str, text: &str) -> Result<Vec<Value>, ManifestError> {
+/// Splits `text` into numbered documents: JSON (one or more concatenated values) when it starts with `{`, else
+/// YAML. Empty YAML documents (a stray `---`) are skipped but still counted, so numbers match the file.
+fn documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, ManifestError> {
     let syntax =
         |document: usize, reason: String| ManifestError::Syntax { file: file.to_string(), document, reason };
     if text.trim_start().starts_with('{') {
         return serde_json::Deserializer::from_str(text)
             .into_iter::<Value>()
             .enumerate()
-            .map(|(i, value)| value.map_err(|e| syntax(i + 1, e.to_string())))
+            .map(|(i, value)| value.map(|v| (i + 1, v)).map_err(|e| syntax(i + 1, e.to_string())))
             .collect();
     }
     let mut values = Vec::new();
@@ -153,7 +153,7 @@ fn documents(file: &str, text: &str) -> Result<Vec<Value>, ManifestError> {
         let value: Value =
             serde::Deserialize::deserialize(document).map_err(|e| syntax(i + 1, e.to_string()))?;
         if !value.is_null() {
-            values.push(value);
+            values.push((i + 1, value));
         }
     }
     Ok(values)
@@ -539,7 +539,7 @@ spec:
         let error = load_err(&text);
         assert!(
             error.starts_with(
-                "failed to load test.yaml document 2 (PodDisruptionBudget/web): spec.maxUnavailable: "
+                "failed to load test.yaml document 3 (PodDisruptionBudget/web): spec.maxUnavailable: "
             ),
             "{error}"
         );
