@@ -34,3 +34,18 @@ fn crds_yaml_concatenates_the_files() {
     let joined: Vec<String> = crd_files().iter().map(|(_, crd)| crd_yaml(crd)).collect();
     assert_eq!(crds_yaml(), joined.join("---\n"));
 }
+
+#[test]
+fn crdgen_writes_the_same_files() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_crdgen"))
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("crdgen runs");
+    assert!(status.success(), "crdgen failed: {status}");
+    for (name, crd) in crd_files() {
+        let written = std::fs::read_to_string(out.path().join(&name)).expect("crdgen wrote the file");
+        assert_eq!(written, crd_yaml(&crd), "{name}");
+    }
+}
