@@ -7,6 +7,7 @@
 
 pub mod convert;
 mod snapshot;
+pub mod watch;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
