@@ -1,6 +1,8 @@
 //! Pure scheduling: where pending pods go and which new nodes are cheapest (`solve`), and how many nodes of
 //! one template a set of pods needs (`estimate`).
 
+pub mod allocatable;
+pub mod bound;
 pub mod classes;
 pub mod requirements;
 pub mod selectors;
