@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use support::{Mix, SIZES, baseline, bench_pools, pods};
+use support::{Mix, SIZES, ballast, baseline, bench_pools, pods, solve_input};
 
 fn scheduling(c: &mut Criterion) {
     let pools = bench_pools();
@@ -20,6 +20,10 @@ fn scheduling(c: &mut Criterion) {
         for size in SIZES {
             let pods = pods(mix, size);
             group.throughput(Throughput::Elements(size as u64));
+            let input = solve_input(&pods, &pools);
+            group.bench_with_input(BenchmarkId::new("ballast", size), &input, |b, input| {
+                b.iter(|| ballast(input))
+            });
             group.bench_with_input(BenchmarkId::new("baseline", size), &pods, |b, pods| {
                 b.iter(|| baseline(pods, &pools))
             });

@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use support::{Mix, SIZES, baseline, bench_pools, lower_bound, pods};
+use support::{Mix, SIZES, ballast, baseline, bench_pools, lower_bound, pods, solve_input};
 
 /// Mean wall time of `run` and its last result.
 fn time<T>(mut run: impl FnMut() -> T) -> (Duration, T) {
@@ -40,26 +40,39 @@ fn main() {
     table.load_preset(UTF8_FULL_CONDENSED).set_header([
         "mix",
         "pods",
+        "ballast pods/s",
+        "nodes",
+        "$/h",
+        "÷ bound",
+        "unsched.",
         "baseline pods/s",
-        "baseline nodes",
-        "baseline $/h",
-        "baseline ÷ bound",
-        "unschedulable",
+        "nodes",
+        "$/h",
+        "÷ bound",
+        "unsched.",
+        "speed ×",
+        "cost ×",
     ]);
     for mix in Mix::ALL {
         for size in SIZES.into_iter().filter(|s| *s <= max_pods) {
             let pods = pods(mix, size);
             let bound = lower_bound(&pods, &pools);
-            let (elapsed, outcome) = time(|| baseline(&pods, &pools));
-            table.add_row([
-                mix.name().to_string(),
-                size.to_string(),
-                format!("{:.0}", size as f64 / elapsed.as_secs_f64()),
-                outcome.nodes.to_string(),
-                format!("{:.3}", outcome.cost),
-                bound.map_or("-".into(), |b| format!("{:.3}", outcome.cost / b)),
-                outcome.unschedulable.to_string(),
-            ]);
+            let input = solve_input(&pods, &pools);
+            let (ours_time, ours) = time(|| ballast(&input));
+            let (base_time, base) = time(|| baseline(&pods, &pools));
+            let mut row = vec![mix.name().to_string(), size.to_string()];
+            for (elapsed, outcome) in [(ours_time, &ours), (base_time, &base)] {
+                row.extend([
+                    format!("{:.0}", size as f64 / elapsed.as_secs_f64()),
+                    outcome.nodes.to_string(),
+                    format!("{:.2}", outcome.cost),
+                    bound.map_or("-".into(), |b| format!("{:.3}", outcome.cost / b)),
+                    outcome.unschedulable.to_string(),
+                ]);
+            }
+            row.push(format!("{:.2}", base_time.as_secs_f64() / ours_time.as_secs_f64()));
+            row.push(format!("{:.3}", ours.cost / base.cost));
+            table.add_row(row);
         }
     }
     println!("{table}");

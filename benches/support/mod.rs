@@ -23,8 +23,10 @@ use ballast::{
     },
     resources::{NVIDIA_GPU, Resources},
     scheduling::{
+        NodePoolTemplate, PoolInstanceType, SolveInput,
         allocatable::{DEFAULT_VM_MEMORY_OVERHEAD_PERCENT, KubeletSettings, allocatable},
         bound::{self, Candidate},
+        solve,
     },
 };
 use jiff::Timestamp;
@@ -304,8 +306,6 @@ fn base_pod(name: &str, group: &str, i: usize) -> Pod {
     }
 }
 
-// === Baseline: Karpenter's published approach ===
-
 /// What a scheduler produced, reduced to what the bench reports.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
@@ -314,6 +314,41 @@ pub struct Outcome {
     pub cost: f64,
     pub unschedulable: usize,
 }
+
+// === ballast ===
+
+/// `scheduling::solve`'s input for a fresh cluster: the bench pools as Provisioner templates.
+pub fn solve_input(pods: &[Arc<Pod>], pools: &[BenchPool]) -> SolveInput {
+    let templates = pools
+        .iter()
+        .map(|pool| {
+            let types = pool
+                .types
+                .iter()
+                .map(|t| PoolInstanceType {
+                    instance_type: t.instance_type.clone(),
+                    allocatable: t.allocatable.clone(),
+                })
+                .collect();
+            let mut template = NodePoolTemplate::new(pool.name, types);
+            template.weight = pool.weight;
+            template.taints = pool.taints.clone();
+            template
+        })
+        .collect();
+    SolveInput { pending: pods.to_vec(), pools: templates, ..SolveInput::default() }
+}
+
+pub fn ballast(input: &SolveInput) -> Outcome {
+    let results = solve(input);
+    Outcome {
+        nodes: results.new_claims.len(),
+        cost: results.new_claims.iter().map(|c| c.price()).sum(),
+        unschedulable: results.unschedulable.len(),
+    }
+}
+
+// === Baseline: Karpenter's published approach ===
 
 /// One node the baseline opened.
 struct BaselineNode {
