@@ -269,10 +269,14 @@ fn check(input: &SolveInput, r: &Results) {
     for pool in &input.pools {
         let (cpu, nodes) = charged.get(pool.name.as_str()).copied().unwrap_or_default();
         if let Some(limit) = pool.limits.get("cpu") {
-            assert!(pool.usage.resources.cpu + cpu <= *limit, "{}: cpu limit exceeded", pool.name);
+            assert!(
+                cpu == 0 || pool.usage.resources.cpu + cpu <= *limit,
+                "{}: cpu limit exceeded",
+                pool.name
+            );
         }
         if let Some(limit) = pool.limits.get(NODES_LIMIT) {
-            assert!(pool.usage.nodes + nodes <= *limit, "{}: node limit exceeded", pool.name);
+            assert!(nodes == 0 || pool.usage.nodes + nodes <= *limit, "{}: node limit exceeded", pool.name);
         }
     }
     // Topology: domains of every placed pod, per app.
