@@ -206,6 +206,8 @@ struct Variant {
     spreads: Vec<Spread>,
     affinity: Vec<usize>,
     anti: Vec<usize>,
+    /// The first `required_anti` of `anti` are required terms; only those keep other pods away (symmetry).
+    required_anti: usize,
     /// Topology keys a claim must fix to one value before this class's pods land on it.
     pin_keys: Vec<String>,
     /// Placed one pod at a time.
@@ -452,13 +454,17 @@ impl<'a> State<'a> {
                 self.intern(t, &pod.namespace)
             })
             .collect();
+        let required_anti = pod.affinity.pod_anti.required.len();
         let anti: Vec<usize> = spec
             .anti_affinity
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 pin(&t.topology_key);
                 let g = self.intern(t, &pod.namespace);
-                self.anti_groups.insert(g);
+                if i < required_anti {
+                    self.anti_groups.insert(g);
+                }
                 g
             })
             .collect();
@@ -470,6 +476,7 @@ impl<'a> State<'a> {
             spreads,
             affinity,
             anti,
+            required_anti,
             pin_keys,
             constrained,
         }
@@ -575,7 +582,7 @@ impl<'a> State<'a> {
                 self.groups.list[g].add_members(&d, count);
             }
         }
-        for &g in &v.anti {
+        for &g in &v.anti[..v.required_anti] {
             if let Some(d) = domain(&self.groups.list[g].key.topology_key) {
                 self.groups.list[g].add_owners(&d, count);
             }
@@ -743,46 +750,66 @@ impl<'a> State<'a> {
     fn place_one_by_one(&mut self, class: &Class, v: &Variant, pods: &[usize]) -> usize {
         let mut node_candidates: Vec<usize> = self.node_order.clone();
         let mut claim_candidates: Vec<usize> = (0..self.claims.len()).collect();
-        let rho = self.plan_claim(class, v, pods.len() as i64).map_or(f64::INFINITY, |p| p.price_per_pod);
+        let first_plan = self.plan_claim(class, v, 1);
+        let rho = first_plan.as_ref().map_or(f64::INFINITY, |p| p.price_per_pod);
+        // A fresh node looks the same to every pod of the class unless its placement depends on counts a
+        // fresh node can change (affinity, or topology keys other than the hostname): reuse the plan.
+        let reusable = v.affinity.is_empty() && v.pin_keys.iter().all(|k| classes::is_hostname(k));
+        let mut cached = first_plan.ok().filter(|_| reusable);
         let mut placed = 0usize;
-        'pods: while placed < pods.len() {
+        while placed < pods.len() {
             let pod = &pods[placed..placed + 1];
-            let mut i = 0;
-            while i < node_candidates.len() {
-                match self.try_node(class, v, node_candidates[i], 1, pod) {
-                    Attempt::Placed(_) => {
-                        placed += 1;
-                        continue 'pods;
-                    }
-                    Attempt::Full => {
-                        node_candidates.remove(i);
-                    }
-                    Attempt::Blocked => i += 1,
-                }
+            if self.first_accepting(&mut node_candidates, |s, n| s.try_node(class, v, n, 1, pod))
+                || self.first_accepting(&mut claim_candidates, |s, c| s.try_claim(class, v, c, 1, rho, pod))
+            {
+                placed += 1;
+                continue;
             }
-            let mut i = 0;
-            while i < claim_candidates.len() {
-                match self.try_claim(class, v, claim_candidates[i], 1, rho, pod) {
-                    Attempt::Placed(_) => {
-                        placed += 1;
-                        continue 'pods;
-                    }
-                    Attempt::Full => {
-                        claim_candidates.remove(i);
-                    }
-                    Attempt::Blocked => i += 1,
+            let plan = match cached.take() {
+                Some(p)
+                    if p.types
+                        .iter()
+                        .all(|&(t, _)| self.pools[p.pool].within_limits(&self.pools[p.pool].types[t])) =>
+                {
+                    Ok(p)
                 }
-            }
-            match self.plan_claim(class, v, 1) {
-                Ok(p) => {
-                    claim_candidates.push(self.claims.len());
-                    self.open_claim(class, v, &p, pod);
-                    placed += 1;
-                }
-                Err(_) => break,
+                _ => self.plan_claim(class, v, 1),
+            };
+            let Ok(plan) = plan else { break };
+            claim_candidates.push(self.claims.len());
+            self.open_claim(class, v, &plan, pod);
+            placed += 1;
+            if reusable {
+                cached = Some(plan);
             }
         }
         placed
+    }
+
+    /// Tries candidates in order until one takes the pod, dropping those that never will (`Full`).
+    fn first_accepting(
+        &mut self,
+        candidates: &mut Vec<usize>,
+        mut attempt: impl FnMut(&mut Self, usize) -> Attempt,
+    ) -> bool {
+        let (mut write, mut read) = (0, 0);
+        let mut accepted = false;
+        while read < candidates.len() {
+            let c = candidates[read];
+            read += 1;
+            match attempt(self, c) {
+                Attempt::Full => continue,
+                Attempt::Blocked => {}
+                Attempt::Placed(_) => accepted = true,
+            }
+            candidates[write] = c;
+            write += 1;
+            if accepted {
+                break;
+            }
+        }
+        candidates.drain(write..read);
+        accepted
     }
 
     fn try_node(&mut self, class: &Class, v: &Variant, n: usize, max: i64, pods: &[usize]) -> Attempt {
@@ -834,6 +861,19 @@ impl<'a> State<'a> {
             return Attempt::Full;
         }
         let max = if v.constrained { 1 } else { max };
+        // Cheap necessary condition before pins and topology: some type, at a price increase the pod would
+        // accept, has room. Types come cheapest first and narrowing only raises prices, so stop early.
+        let base_price = claim.types.first().map_or(0.0, |t| t.1);
+        let room_somewhere =
+            claim.types.iter().take_while(|(_, price)| price - base_price <= rho * max as f64 + 1e-9).any(
+                |&(t, price)| {
+                    let k = fit_count(&pool.types[t].room, &claim.used, &pod.requests).min(max);
+                    k > 0 && price - base_price <= rho * k as f64 + 1e-9
+                },
+            );
+        if !room_somewhere {
+            return Attempt::Full;
+        }
         let mut blocked = false;
         for alt in &v.alternatives {
             if alt.conflict_with_node(&claim.req).is_some() {
@@ -869,7 +909,6 @@ impl<'a> State<'a> {
                     let k = fit_count(&tc.room, &claim.used, &pod.requests).min(max);
                     fits.push((t, price, k));
                 }
-                let base_price = claim.types.first().map_or(0.0, |t| t.1);
                 // The most pods whose price increase per pod is no worse than a fresh node's.
                 let best = fits
                     .iter()
@@ -925,6 +964,7 @@ impl<'a> State<'a> {
         let c = self.claims.len();
         let hostname = format!("{}-{}", self.pools[plan.pool].pool.name, c);
         let mut req = plan.req.clone();
+        req.remove(labels::HOSTNAME);
         req.add(labels::HOSTNAME, ValueSet::one_of([hostname.clone()]));
         let pool = &mut self.pools[plan.pool];
         let types: Vec<(usize, f64)> =
@@ -1078,6 +1118,9 @@ impl<'a> State<'a> {
                     PoolFailure::Requirement(r) => format!("Provisioner {p} cannot satisfy {r}"),
                     PoolFailure::Topology(t) => format!("{t} on Provisioner {p}"),
                     PoolFailure::Resources(r) => format!("no instance type of Provisioner {p} satisfies {r}"),
+                    PoolFailure::Limits(r) if r == NODES_LIMIT => {
+                        format!("Provisioner {p} reached its node limit")
+                    }
                     PoolFailure::Limits(r) => {
                         format!("no instance type satisfies {r} within Provisioner {p} limits")
                     }
@@ -1217,7 +1260,9 @@ fn describe_limit(requests: &Resources, keys: &BTreeSet<String>) -> String {
         .filter(|k| requests.get(k) > 0)
         .map(|k| format!("{k}={}", format_quantity(k, requests.get(k))))
         .collect();
-    if named.is_empty() {
+    if keys.len() == 1 && keys.contains(NODES_LIMIT) {
+        NODES_LIMIT.to_string()
+    } else if named.is_empty() {
         format!("{requests} (limited: {})", keys.iter().cloned().collect::<Vec<_>>().join(", "))
     } else {
         named.join(", ")
