@@ -603,3 +603,37 @@ async fn events_use_events_k8s_io_with_ballast_as_reporting_controller() {
         .await;
     result.unwrap();
 }
+
+// === ConfigMaps ===
+
+#[tokio::test]
+async fn create_config_map_posts_and_never_overwrites() {
+    let data = BTreeMap::from([("linear".to_string(), r#"{"coresPerReplica":256}"#.to_string())]);
+    let body = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "coredns-autoscaler", "namespace": "kube-system" },
+        "data": { "linear": "{\"coresPerReplica\":256}" },
+    });
+    let (result, _) = verifier()
+        .run(
+            vec![
+                expect("POST", "/api/v1/namespaces/kube-system/configmaps?&fieldManager=ballast")
+                    .body(JSON, body.clone())
+                    .respond(201, body.clone()),
+            ],
+            async |a| a.create_config_map("kube-system", "coredns-autoscaler", &data).await,
+        )
+        .await;
+    result.unwrap();
+    let (result, _) = verifier()
+        .run(
+            vec![
+                expect("POST", "/api/v1/namespaces/kube-system/configmaps?&fieldManager=ballast")
+                    .body(JSON, body)
+                    .fail(409, "AlreadyExists", "configmaps \"coredns-autoscaler\" already exists"),
+            ],
+            async |a| a.create_config_map("kube-system", "coredns-autoscaler", &data).await,
+        )
+        .await;
+    assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+}

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use async_trait::async_trait;
 use k8s_openapi::{
     api::{
-        core::v1::{Node, ObjectReference},
+        core::v1::{ConfigMap, Node, ObjectReference},
         events::v1::Event,
     },
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
@@ -397,6 +397,29 @@ impl Actuator for KubeActuator {
         let patch = Patch::Merge(json!({ "spec": { "replicas": replicas } }));
         let result = api.patch_scale(&target.name, &params, &patch).await;
         self.finish(&Op::new("patch", rbac, scale_object(target)), result).map(drop)
+    }
+
+    async fn create_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let op = Op::new("create", "configmaps", format!("configmap {namespace}/{name}"));
+        let config_map = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            },
+            data: Some(data.clone()),
+            ..Default::default()
+        };
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        // POST never overwrites: an existing ConfigMap answers 409, classified as `Conflict`.
+        let result = api.create(&params, &config_map).await;
+        self.finish(&op, result).map(drop)
     }
 
     async fn emit_event(&self, event: &EventRecord) -> Result<()> {
