@@ -82,6 +82,8 @@ pub struct RunArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub loops: LoopArgs,
+    #[command(flatten)]
+    pub proportional: crate::proportional::ProportionalArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -114,9 +116,9 @@ pub struct LeaderArgs {
     /// Elect a leader over a Lease; `false` makes this replica act unconditionally (one replica only!).
     #[arg(long, env = "BALLAST_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
-    /// Namespace of the Lease: the release namespace.
-    #[arg(long, env = "BALLAST_NAMESPACE", default_value = "kube-system")]
-    pub namespace: String,
+    /// The release namespace, which holds the Lease.
+    #[arg(long = "namespace", env = "BALLAST_NAMESPACE", default_value = "kube-system")]
+    pub release_namespace: String,
     #[arg(long, env = "BALLAST_LEASE_NAME", default_value = "ballast-leader")]
     pub lease_name: String,
     /// This replica's identity in the Lease: the pod name (downward API `metadata.name`).
@@ -301,7 +303,7 @@ mod tests {
         ]);
         assert_eq!(run.cluster.region.as_deref(), Some("eu-west-1"));
         assert_eq!(run.cluster.interruption_queue.as_deref(), Some("prod-interruptions"));
-        assert_eq!(run.leader.namespace, "ballast");
+        assert_eq!(run.leader.release_namespace, "ballast");
         assert_eq!(run.leader.pod_name.as_deref(), Some("ballast-7d9f-abcde"));
         assert!(!run.leader.leader_elect);
         assert_eq!((run.client.kube_api_qps, run.client.kube_api_burst), (50, 80));
@@ -317,5 +319,21 @@ mod tests {
         assert_eq!(cli.log.log_level, "debug");
         assert_eq!(cli.log.log_format, LogFormat::Json);
         assert!(matches!(cli.command, Command::Crds));
+    }
+
+    #[test]
+    fn proportional_flags_are_part_of_run() {
+        let run = run_args(&[
+            "ballast",
+            "run",
+            "--cluster-name=prod",
+            "--enable-proportional",
+            "--proportional-configmap=coredns-autoscaler",
+            "--proportional-target=deployment/coredns",
+        ]);
+        assert!(run.loops.enable_proportional);
+        assert_eq!(run.proportional.config_map.as_deref(), Some("coredns-autoscaler"));
+        assert_eq!(run.proportional.targets.len(), 1);
+        assert_eq!(run.leader.release_namespace, "kube-system");
     }
 }

@@ -6,7 +6,7 @@
 //! its duration, the lease task is hung, so the gate closes at once and the supervisor fails (the process
 //! exits and restarts rather than acting without a lease).
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -51,19 +51,25 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct LeaderGate {
     rx: watch::Receiver<bool>,
+    /// Keeps an [`always`](Self::always) channel open: loops treat a closed signal as "the election ended".
+    _always: Option<Arc<watch::Sender<bool>>>,
 }
 
 impl LeaderGate {
     pub fn new(rx: watch::Receiver<bool>) -> Self {
-        Self { rx }
+        Self { rx, _always: None }
     }
 
-    /// A gate that is always open: `simulate`, tests, and `--leader-elect=false` (a single replica).
+    /// A gate that is always open: `simulate`, tests, and `--leader-elect=false` (a single replica). The
+    /// channel stays open while any clone of this gate lives.
     pub fn always() -> Self {
         let (tx, rx) = watch::channel(true);
-        // The value never changes, so the sender is not needed; a closed channel keeps its last value.
-        drop(tx);
-        Self { rx }
+        Self { rx, _always: Some(Arc::new(tx)) }
+    }
+
+    /// The raw signal, for loops that select on it themselves.
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.rx.clone()
     }
 
     pub fn is_leader(&self) -> bool {
@@ -376,10 +382,7 @@ pub async fn elect(client: Client, config: LeaseConfig, metrics: LeaderMetrics) 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use k8s_openapi::{api::coordination::v1::LeaseSpec, apimachinery::pkg::apis::meta::v1::MicroTime};
 

@@ -59,3 +59,32 @@ fn flags_override_env_vars() {
     let output = ballast(&["--log-level", "info", "crds"], &[("BALLAST_LOG_LEVEL", "ballast=shouty")]);
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn run_refuses_loops_that_are_not_built_yet_and_a_missing_identity() {
+    let output = ballast(&["run", "--cluster-name", "prod", "--enable-provisioning"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--enable-provisioning"), "{}", stderr(&output));
+
+    let output = ballast(&["run"], &[("BALLAST_CLUSTER_NAME", "prod")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--pod-name"), "{}", stderr(&output));
+}
+
+#[test]
+fn run_without_cluster_credentials_fails_clearly() {
+    let output = ballast(
+        &[
+            "run",
+            "--cluster-name",
+            "prod",
+            "--pod-name",
+            "ballast-0",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("/nonexistent/kubeconfig"), "{}", stderr(&output));
+}
