@@ -126,6 +126,7 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         (election.gate.clone(), Some(election))
     } else {
         warn!("leader election disabled: this replica acts unconditionally; run exactly one");
+        leader_metrics.set_always_leader();
         (LeaderGate::always(), None)
     };
 
@@ -161,15 +162,18 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
     );
 
     let failure = tokio::select! {
+        biased;
         () = shutdown.cancelled() => None,
         result = wait_election(&mut election) => Some(match result {
             Ok(()) => anyhow::anyhow!("leader election ended unexpectedly"),
             Err(error) => anyhow::Error::new(error).context("leader election failed; exiting rather than acting without a lease"),
         }),
-        Some(ended) = running.join_next() => Some(match ended {
-            Ok(name) => anyhow::anyhow!("the {name} loop ended unexpectedly"),
-            Err(join) => anyhow::Error::new(join).context("a loop panicked"),
-        }),
+        Some(ended) = running.join_next() => match ended {
+            // Loops return on shutdown; that race with the branch above is not a failure.
+            Ok(_) if shutdown.is_cancelled() => None,
+            Ok(name) => Some(anyhow::anyhow!("the {name} loop ended unexpectedly")),
+            Err(join) => Some(anyhow::Error::new(join).context("a loop panicked")),
+        },
     };
 
     // Stop acting: loops see the token, finish the act in progress, and return.

@@ -199,6 +199,11 @@ impl LeaderMetrics {
         );
         metrics
     }
+
+    /// Without election (`--leader-elect=false`) this replica always acts.
+    pub fn set_always_leader(&self) {
+        self.is_leader.set(1);
+    }
 }
 
 /// Inputs of the supervisor, separate from kube so the state machine is tested with fakes.

@@ -495,10 +495,10 @@ mod tests {
     fn taint_patches() {
         let taint = Taint { key: "k".into(), value: "v".into(), effect: TaintEffect::NoSchedule };
         let same = json!({ "key": "k", "value": "v", "effect": "NoSchedule" });
-        assert!(taint_patch(Some(&[same.clone()]), &taint).is_none());
+        assert!(taint_patch(Some(std::slice::from_ref(&same)), &taint).is_none());
         let other_value = json!({ "key": "k", "value": "old", "effect": "NoSchedule" });
         assert_eq!(
-            patch_json(taint_patch(Some(&[other_value.clone()]), &taint)),
+            patch_json(taint_patch(Some(std::slice::from_ref(&other_value)), &taint)),
             json!([
                 { "op": "test", "path": "/spec/taints", "value": [other_value] },
                 { "op": "replace", "path": "/spec/taints/0", "value": same },

@@ -1,7 +1,7 @@
 //! Tracing output, plain or JSON, with an `EnvFilter` behind a reload handle so `PUT /log-level` changes
 //! verbosity without a restart.
 
-use std::sync::Arc;
+use std::{io::IsTerminal, sync::Arc};
 
 use parking_lot::Mutex;
 use tracing_subscriber::{EnvFilter, Layer, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt};
@@ -47,7 +47,10 @@ fn parse_filter(filter: &str) -> Result<EnvFilter> {
 pub fn subscriber(args: &LogArgs) -> Result<(impl tracing::Subscriber + Send + Sync + 'static, LogHandle)> {
     let (filter, reload) = reload::Layer::new(parse_filter(&args.log_level)?);
     let output = match args.log_format {
-        LogFormat::Plain => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Plain => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
