@@ -11,25 +11,74 @@ use std::{
 
 use axum::{body::Body, extract::Request, response::Response};
 use parking_lot::Mutex;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Answers every list with an empty list and holds every watch open without events.
-async fn fake_api_server(seen: Arc<Mutex<BTreeSet<String>>>) -> std::net::SocketAddr {
-    let app = axum::Router::new().fallback(move |request: Request| {
-        let seen = seen.clone();
-        async move {
-            let watching = request.uri().query().unwrap_or_default().contains("watch=true");
-            if !watching {
-                seen.lock().insert(request.uri().path().to_string());
+/// What the fake API server remembers: paths listed, and the one Lease.
+#[derive(Default)]
+struct Fake {
+    listed: BTreeSet<String>,
+    lease: Option<Value>,
+    /// Where the Lease was created.
+    lease_path: Option<String>,
+}
+
+/// JSON merge patch (RFC 7386); strategic merge and apply patches of a Lease's scalar fields behave the same.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
             }
-            let body = if watching {
-                Body::from_stream(futures::stream::pending::<Result<Vec<u8>, Infallible>>())
-            } else {
-                Body::from(
-                    r#"{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"1"},"items":[]}"#,
-                )
-            };
-            Response::builder().header("content-type", "application/json").body(body).unwrap()
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// Answers every list with an empty list, holds every watch open without events, and keeps one Lease.
+async fn fake_api_server(fake: Arc<Mutex<Fake>>) -> std::net::SocketAddr {
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let fake = fake.clone();
+        async move {
+            let path = request.uri().path().to_string();
+            let watching = request.uri().query().unwrap_or_default().contains("watch=true");
+            let method = request.method().clone();
+            let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap();
+            if path.contains("/leases") {
+                let mut fake = fake.lock();
+                return match (method.as_str(), &mut fake.lease) {
+                    ("GET", Some(lease)) => json_response(200, lease),
+                    ("PATCH", Some(lease)) => {
+                        merge(lease, &serde_json::from_slice(&body).unwrap());
+                        json_response(200, lease)
+                    }
+                    ("POST", None) => {
+                        fake.lease_path = Some(path);
+                        let lease = fake.lease.insert(serde_json::from_slice(&body).unwrap());
+                        json_response(201, lease)
+                    }
+                    _ => json_response(404, &json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "NotFound", "code": 404, "message": "leases not found" })),
+                };
+            }
+            if watching {
+                let body = Body::from_stream(futures::stream::pending::<Result<Vec<u8>, Infallible>>());
+                return Response::builder().header("content-type", "application/json").body(body).unwrap();
+            }
+            fake.lock().listed.insert(path);
+            json_response(200, &json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": "1" }, "items": [] }))
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -60,12 +109,8 @@ async fn get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, response))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_becomes_ready_serves_metrics_and_stops_on_sigterm() {
-    let seen = Arc::new(Mutex::new(BTreeSet::new()));
-    let api = fake_api_server(seen.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
+fn write_kubeconfig(dir: &std::path::Path, api: std::net::SocketAddr) -> std::path::PathBuf {
+    let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
         &kubeconfig,
         format!(
@@ -75,35 +120,64 @@ async fn run_becomes_ready_serves_metrics_and_stops_on_sigterm() {
         ),
     )
     .unwrap();
-    let admin_port = {
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        free.local_addr().unwrap().port()
-    };
+    kubeconfig
+}
 
+fn free_port() -> u16 {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    free.local_addr().unwrap().port()
+}
+
+fn start(kubeconfig: &std::path::Path, admin_port: u16, extra: &[&str]) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
-        .args(["run", "--cluster-name", "smoke", "--leader-elect=false", "--enable-proportional"])
+        .args(["run", "--cluster-name", "smoke", "--enable-proportional"])
         .args(["--admin-address", "127.0.0.1", "--admin-port", &admin_port.to_string()])
+        .args(extra)
         .env_clear()
-        .env("BALLAST_KUBECONFIG", &kubeconfig)
+        .env("BALLAST_KUBECONFIG", kubeconfig)
         .env("BALLAST_LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("ballast starts");
-    let mut running = Running(child);
+    Running(child)
+}
 
-    let mut ready = false;
+async fn wait_ready(running: &mut Running, admin_port: u16) {
     for _ in 0..100 {
         if let Some((200, _)) = get(admin_port, "/readyz").await {
-            ready = true;
-            break;
+            return;
         }
         assert!(running.0.try_wait().unwrap().is_none(), "ballast exited early");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(ready, "/readyz never turned 200");
+    panic!("/readyz never turned 200");
+}
 
-    let listed = seen.lock().clone();
+async fn terminate(mut running: Running) {
+    let pid = running.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    for _ in 0..100 {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("ballast did not stop within 10 s of SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_becomes_ready_serves_metrics_and_stops_on_sigterm() {
+    let fake = Arc::new(Mutex::new(Fake::default()));
+    let api = fake_api_server(fake.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), api);
+    let admin_port = free_port();
+    let mut running = start(&kubeconfig, admin_port, &["--leader-elect=false"]);
+    wait_ready(&mut running, admin_port).await;
+
+    let listed = fake.lock().listed.clone();
     for path in [
         "/api/v1/nodes",
         "/api/v1/pods",
@@ -119,21 +193,37 @@ async fn run_becomes_ready_serves_metrics_and_stops_on_sigterm() {
     ] {
         assert!(listed.contains(path), "{path} was not listed; listed: {listed:?}");
     }
-
     let (code, metrics) = get(admin_port, "/metrics").await.expect("metrics answer");
     assert_eq!(code, 200);
     assert!(metrics.contains("ballast_leader_is_leader 1"), "{metrics}");
+    terminate(running).await;
+}
 
-    let pid = running.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let mut status = None;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_takes_the_lease_and_releases_it_on_sigterm() {
+    let fake = Arc::new(Mutex::new(Fake::default()));
+    let api = fake_api_server(fake.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), api);
+    let admin_port = free_port();
+    let mut running = start(&kubeconfig, admin_port, &["--pod-name=ballast-0", "--namespace=ballast"]);
+    wait_ready(&mut running, admin_port).await;
+
+    let mut held = false;
     for _ in 0..100 {
-        status = running.0.try_wait().unwrap();
-        if status.is_some() {
+        let holder = fake.lock().lease.as_ref().map(|l| l["spec"]["holderIdentity"].clone());
+        let metrics = get(admin_port, "/metrics").await.map(|(_, m)| m).unwrap_or_default();
+        if holder == Some(json!("ballast-0")) && metrics.contains("ballast_leader_is_leader 1") {
+            held = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let status = status.expect("ballast stops within 10 s of SIGTERM");
-    assert!(status.success(), "exit status {status:?}");
+    assert!(held, "lease never taken: {:?}", fake.lock().lease);
+    let path = fake.lock().lease_path.clone();
+    assert_eq!(path.as_deref(), Some("/apis/coordination.k8s.io/v1/namespaces/ballast/leases"));
+
+    terminate(running).await;
+    let lease = fake.lock().lease.clone().unwrap();
+    assert!(lease["spec"].get("holderIdentity").is_none(), "lease not released: {lease}");
 }
