@@ -161,13 +161,18 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         "ballast running"
     );
 
+    let mut election_ended = false;
     let failure = tokio::select! {
         biased;
         () = shutdown.cancelled() => None,
-        result = wait_election(&mut election) => Some(match result {
-            Ok(()) => anyhow::anyhow!("leader election ended unexpectedly"),
-            Err(error) => anyhow::Error::new(error).context("leader election failed; exiting rather than acting without a lease"),
-        }),
+        result = wait_election(&mut election) => {
+            election_ended = true;
+            Some(match result {
+                Ok(()) => anyhow::anyhow!("leader election ended unexpectedly"),
+                Err(error) => anyhow::Error::new(error)
+                    .context("leader election failed; exiting rather than acting without a lease"),
+            })
+        }
         Some(ended) = running.join_next() => match ended {
             // Loops return on shutdown; that race with the branch above is not a failure.
             Ok(_) if shutdown.is_cancelled() => None,
@@ -185,7 +190,8 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         warn!(timeout = ?DRAIN_TIMEOUT, "loops did not finish in time; aborting them");
         running.abort_all();
     }
-    if let Some(election) = election.filter(|_| failure.is_none())
+    // Give the Lease up so another replica takes over without waiting for it to expire.
+    if let Some(election) = election.filter(|_| !election_ended)
         && let Err(error) = election.release().await
     {
         warn!(%error, "failed to release the lease; it will expire instead");
