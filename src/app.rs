@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, net::SocketAddr, process::ExitCode, sync::Arc, 
 use anyhow::{Context, bail};
 use ballast::{
     actuator::kube::{ActuatorMetrics, KubeActuator},
-    client,
+    client::{self, ClientMetrics},
     clock::{Clock, SystemClock},
     config::{ClusterArgs, Command, LeaderArgs, LoopArgs, OutputFormat, RunArgs, SimulateArgs},
     leader::{self, Election, LeaderGate, LeaderMetrics, LeaseConfig},
@@ -96,9 +96,10 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
 
     let shutdown = CancellationToken::new();
     shutdown::cancel_on_signal(shutdown.clone())?;
-    let kube = client::build(&client).await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut registry = metrics::root_registry();
+    let kube =
+        client::build(&client, ClientMetrics::register(registry.sub_registry_with_prefix("client"))).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let index = Cluster::new();
     let watch_options = WatchOptions { config_maps: proportional_config_maps(&proportional) };

@@ -4,7 +4,7 @@
 
 use std::{
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, atomic::AtomicU64},
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -15,6 +15,7 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
 };
 use parking_lot::Mutex;
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
@@ -42,8 +43,37 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How much client-side throttling delays requests: if this grows, raise `--kube-api-qps`.
+#[derive(Debug, Clone, Default)]
+pub struct ClientMetrics {
+    throttled: Counter,
+    throttled_seconds: Counter<f64, AtomicU64>,
+}
+
+impl ClientMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "throttled_requests",
+            "Kube API requests delayed by the client-side rate limit",
+            metrics.throttled.clone(),
+        );
+        registry.register(
+            "throttled_seconds",
+            "Time kube API requests spent waiting for the client-side rate limit",
+            metrics.throttled_seconds.clone(),
+        );
+        metrics
+    }
+
+    fn record(&self, delay: Duration) {
+        self.throttled.inc();
+        self.throttled_seconds.inc_by(delay.as_secs_f64());
+    }
+}
+
 /// Builds the client from `--kubeconfig` / `--kube-context` (or in-cluster config), rate limited.
-pub async fn build(args: &ClientArgs) -> Result<Client> {
+pub async fn build(args: &ClientArgs, metrics: ClientMetrics) -> Result<Client> {
     let ClientArgs { kubeconfig, kube_context, kube_api_qps, kube_api_burst } = args;
     let options = KubeConfigOptions { context: kube_context.clone(), ..Default::default() };
     let config = match kubeconfig {
@@ -59,7 +89,7 @@ pub async fn build(args: &ClientArgs) -> Result<Client> {
             .map_err(|source| Error::Kubeconfig { context: kube_context.clone(), source })?,
         None => Config::infer().await.map_err(Error::Infer)?,
     };
-    let limit = RateLimitLayer::new(*kube_api_qps, *kube_api_burst);
+    let limit = RateLimitLayer::new(*kube_api_qps, *kube_api_burst).with_metrics(metrics);
     Ok(ClientBuilder::try_from(config).map_err(Error::Build)?.with_layer(&limit).build())
 }
 
@@ -98,11 +128,16 @@ impl TokenBucket {
 #[derive(Debug, Clone)]
 pub struct RateLimitLayer {
     bucket: Arc<TokenBucket>,
+    metrics: Option<ClientMetrics>,
 }
 
 impl RateLimitLayer {
     pub fn new(qps: u32, burst: u32) -> Self {
-        Self { bucket: Arc::new(TokenBucket::new(qps, burst)) }
+        Self { bucket: Arc::new(TokenBucket::new(qps, burst)), metrics: None }
+    }
+
+    pub fn with_metrics(self, metrics: ClientMetrics) -> Self {
+        Self { metrics: Some(metrics), ..self }
     }
 }
 
@@ -110,7 +145,13 @@ impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimit<S>;
 
     fn layer(&self, inner: S) -> RateLimit<S> {
-        RateLimit { inner, bucket: self.bucket.clone(), wait: None, has_token: false }
+        RateLimit {
+            inner,
+            bucket: self.bucket.clone(),
+            metrics: self.metrics.clone(),
+            wait: None,
+            has_token: false,
+        }
     }
 }
 
@@ -119,6 +160,7 @@ impl<S> Layer<S> for RateLimitLayer {
 pub struct RateLimit<S> {
     inner: S,
     bucket: Arc<TokenBucket>,
+    metrics: Option<ClientMetrics>,
     wait: Option<Pin<Box<Sleep>>>,
     has_token: bool,
 }
@@ -144,6 +186,9 @@ where
                     if delay.is_zero() {
                         self.has_token = true;
                     } else {
+                        if let Some(metrics) = &self.metrics {
+                            metrics.record(delay);
+                        }
                         self.wait = Some(Box::pin(tokio::time::sleep(delay)));
                     }
                 }
@@ -167,7 +212,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn burst_then_steady_rate() {
         let start = Instant::now();
+        let metrics = ClientMetrics::default();
         let mut service = RateLimitLayer::new(10, 5)
+            .with_metrics(metrics.clone())
             .layer(tower::service_fn(|_: ()| async { Ok::<_, std::convert::Infallible>(Instant::now()) }));
         let mut sent = Vec::new();
         for _ in 0..8 {
@@ -175,6 +222,9 @@ mod tests {
         }
         let ms: Vec<u128> = sent.iter().map(|d| d.as_millis()).collect();
         assert_eq!(ms, vec![0, 0, 0, 0, 0, 100, 200, 300]);
+        assert_eq!(metrics.throttled.get(), 3);
+        // Sent one after another, each throttled request waited one token interval.
+        assert!((metrics.throttled_seconds.get() - 0.3).abs() < 1e-6, "{}", metrics.throttled_seconds.get());
     }
 
     #[tokio::test(start_paused = true)]
