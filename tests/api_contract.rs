@@ -207,7 +207,7 @@ async fn delete_node_claim_and_not_found() {
             async |a| a.delete_node_claim("gone").await,
         )
         .await;
-    assert!(matches!(result, Err(Error::NotFound(ref o)) if o == "gone"), "{result:?}");
+    assert!(matches!(result, Err(Error::NotFound(ref o)) if o == "nodeclaim gone"), "{result:?}");
     assert!(
         metrics.contains(r#"verb="delete",resource="nodeclaims.ballast.dev",result="not_found""#),
         "{metrics}"
@@ -260,7 +260,7 @@ async fn add_finalizer_pins_the_current_list_and_a_failed_test_is_a_conflict() {
             async |a| a.add_finalizer(&FinalizerTarget::NodeClaim("c1".into()), "ballast.dev/termination").await,
         )
         .await;
-    assert!(matches!(result, Err(Error::Conflict(ref o)) if o == "c1"), "{result:?}");
+    assert!(matches!(result, Err(Error::Conflict(ref o)) if o == "nodeclaim c1"), "{result:?}");
     assert!(metrics.contains(r#"result="conflict""#), "{metrics}");
 }
 

@@ -140,11 +140,11 @@ impl KubeActuator {
     async fn change_finalizer(&self, target: &FinalizerTarget, finalizer: &str, add: bool) -> Result<()> {
         match target {
             FinalizerTarget::Node(name) => {
-                self.patch_finalizers(self.nodes(), name, "nodes", finalizer, add).await
+                self.patch_finalizers(self.nodes(), name, ("node", "nodes"), finalizer, add).await
             }
             FinalizerTarget::NodeClaim(name) => {
-                self.patch_finalizers(self.node_claims(), name, "nodeclaims.ballast.dev", finalizer, add)
-                    .await
+                let kind = ("nodeclaim", "nodeclaims.ballast.dev");
+                self.patch_finalizers(self.node_claims(), name, kind, finalizer, add).await
             }
         }
     }
@@ -153,7 +153,7 @@ impl KubeActuator {
         &self,
         api: Api<K>,
         name: &str,
-        resource: &'static str,
+        (kind, resource): (&str, &'static str),
         finalizer: &str,
         add: bool,
     ) -> Result<()>
@@ -161,11 +161,12 @@ impl KubeActuator {
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
         let current = api.get(name).await;
-        let current = self.finish(&Op::new("get", resource, name), current)?;
+        let object = format!("{kind} {name}");
+        let current = self.finish(&Op::new("get", resource, object.clone()), current)?;
         let finalizers = current.meta().finalizers.clone().unwrap_or_default();
         let Some(patch) = finalizer_patch(&finalizers, finalizer, add) else { return Ok(()) };
         let result = api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch)).await;
-        self.finish(&Op::new("patch", resource, name), result).map(drop)
+        self.finish(&Op::new("patch", resource, object), result).map(drop)
     }
 }
 
@@ -279,14 +280,18 @@ fn truncate(text: &str, max: usize) -> String {
 #[async_trait]
 impl Actuator for KubeActuator {
     async fn create_node_claim(&self, claim: &NodeClaim) -> Result<NodeClaim> {
-        let op = Op::new("create", "nodeclaims.ballast.dev", claim.metadata.name.clone().unwrap_or_default());
+        let op = Op::new(
+            "create",
+            "nodeclaims.ballast.dev",
+            format!("nodeclaim {}", claim.metadata.name.as_deref().unwrap_or_default()),
+        );
         let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
         let result = self.node_claims().create(&params, claim).await;
         self.finish(&op, result)
     }
 
     async fn patch_node_claim_status(&self, name: &str, status: &NodeClaimStatus) -> Result<()> {
-        let op = Op::new("patch", "nodeclaims.ballast.dev/status", name);
+        let op = Op::new("patch", "nodeclaims.ballast.dev/status", format!("nodeclaim {name}"));
         let apply = json!({ "apiVersion": API_VERSION, "kind": "NodeClaim", "status": status });
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let result = self.node_claims().patch_status(name, &params, &Patch::Apply(apply)).await;
@@ -294,7 +299,7 @@ impl Actuator for KubeActuator {
     }
 
     async fn delete_node_claim(&self, name: &str) -> Result<()> {
-        let op = Op::new("delete", "nodeclaims.ballast.dev", name);
+        let op = Op::new("delete", "nodeclaims.ballast.dev", format!("nodeclaim {name}"));
         let result = self.node_claims().delete(name, &DeleteParams::default()).await;
         self.finish(&op, result).map(drop)
     }
@@ -308,7 +313,7 @@ impl Actuator for KubeActuator {
     }
 
     async fn cordon_node(&self, node: &str) -> Result<()> {
-        let op = Op::new("patch", "nodes", node);
+        let op = Op::new("patch", "nodes", format!("node {node}"));
         let patch = Patch::Merge(json!({ "spec": { "unschedulable": true } }));
         let result = self.nodes().patch(node, &PatchParams::default(), &patch).await;
         self.finish(&op, result).map(drop)
@@ -316,24 +321,24 @@ impl Actuator for KubeActuator {
 
     async fn taint_node(&self, node: &str, taint: &Taint) -> Result<()> {
         let current = self.nodes().get(node).await;
-        let current = self.finish(&Op::new("get", "nodes", node), current)?;
+        let current = self.finish(&Op::new("get", "nodes", format!("node {node}")), current)?;
         let taints: Option<Vec<Value>> = current.spec.and_then(|spec| spec.taints).map(|taints| {
             taints.iter().map(|t| serde_json::to_value(t).expect("a Taint serializes")).collect()
         });
         let Some(patch) = taint_patch(taints.as_deref(), taint) else { return Ok(()) };
         let result = self.nodes().patch(node, &PatchParams::default(), &Patch::Json::<()>(patch)).await;
-        self.finish(&Op::new("patch", "nodes", node), result).map(drop)
+        self.finish(&Op::new("patch", "nodes", format!("node {node}")), result).map(drop)
     }
 
     async fn label_node(&self, node: &str, labels: &BTreeMap<String, String>) -> Result<()> {
-        let op = Op::new("patch", "nodes", node);
+        let op = Op::new("patch", "nodes", format!("node {node}"));
         let patch = Patch::Merge(json!({ "metadata": { "labels": labels } }));
         let result = self.nodes().patch(node, &PatchParams::default(), &patch).await;
         self.finish(&op, result).map(drop)
     }
 
     async fn delete_node(&self, node: &str) -> Result<()> {
-        let op = Op::new("delete", "nodes", node);
+        let op = Op::new("delete", "nodes", format!("node {node}"));
         let result = self.nodes().delete(node, &DeleteParams::default()).await;
         self.finish(&op, result).map(drop)
     }
