@@ -31,10 +31,12 @@ pub enum Command {
 // === Logging ===
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logging")]
 pub struct LogArgs {
     /// Log filter in `RUST_LOG` syntax, e.g. `info` or `info,ballast::provisioning=debug`.
     #[arg(long, env = "BALLAST_LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
+    /// `plain` for people, `json` for log pipelines.
     #[arg(long, env = "BALLAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
     pub log_format: LogFormat,
 }
@@ -82,11 +84,12 @@ pub struct RunArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub loops: LoopArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Proportional scaling")]
     pub proportional: crate::proportional::ProportionalArgs,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kube client")]
 pub struct ClientArgs {
     /// Kubeconfig file; without it the in-cluster service account (or `$KUBECONFIG`) is used.
     #[arg(long, env = "BALLAST_KUBECONFIG")]
@@ -103,15 +106,18 @@ pub struct ClientArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Admin server")]
 pub struct AdminArgs {
     /// Address the admin server (/metrics, /healthz, /readyz, /log-level) binds to.
     #[arg(long, env = "BALLAST_ADMIN_ADDRESS", default_value = "0.0.0.0")]
     pub admin_address: IpAddr,
+    /// Port of the admin server.
     #[arg(long, env = "BALLAST_ADMIN_PORT", default_value_t = 8080)]
     pub admin_port: u16,
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Leader election")]
 pub struct LeaderArgs {
     /// Elect a leader over a Lease; `false` makes this replica act unconditionally (one replica only!).
     #[arg(long, env = "BALLAST_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
@@ -119,6 +125,7 @@ pub struct LeaderArgs {
     /// The release namespace, which holds the Lease.
     #[arg(long = "namespace", env = "BALLAST_NAMESPACE", default_value = "kube-system")]
     pub release_namespace: String,
+    /// Name of the coordination.k8s.io Lease replicas compete for.
     #[arg(long, env = "BALLAST_LEASE_NAME", default_value = "ballast-leader")]
     pub lease_name: String,
     /// This replica's identity in the Lease: the pod name (downward API `metadata.name`).
@@ -133,6 +140,7 @@ pub struct LeaderArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cluster")]
 pub struct ClusterArgs {
     /// EKS cluster name: tags launched instances and discovers subnets, security groups and node groups.
     #[arg(long, env = "BALLAST_CLUSTER_NAME")]
@@ -147,6 +155,7 @@ pub struct ClusterArgs {
 
 /// One switch per loop; each loop is wired in `app` by the issue that adds it.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Loops")]
 pub struct LoopArgs {
     /// Launch nodes for pending pods from Provisioners (Karpenter mode).
     #[arg(long, env = "BALLAST_ENABLE_PROVISIONING")]
