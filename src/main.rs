@@ -1,1 +1,28 @@
-fn main() {}
+//! The `ballast` binary: parse flags, start logging, hand over to [`app`].
+#![forbid(unsafe_code)]
+
+mod app;
+
+use std::process::ExitCode;
+
+use ballast::{config::Cli, telemetry::logging};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = match logging::init(&cli.log) {
+        Ok(handle) => handle,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match app::main(cli.command, log) {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "ballast failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

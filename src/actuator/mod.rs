@@ -1,6 +1,9 @@
 //! Every kube write ballast makes goes through [`Actuator`]: one narrow trait with a kube implementation and
 //! a recording fake, so loops are tested without an API server and request shapes are tested once.
 
+pub mod batch;
+pub mod kube;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -130,6 +133,8 @@ pub enum Call {
 pub struct RecordingActuator {
     calls: parking_lot::Mutex<Vec<Call>>,
     scales: parking_lot::Mutex<BTreeMap<ScaleTarget, i32>>,
+    /// The last status written per NodeClaim.
+    statuses: parking_lot::Mutex<BTreeMap<String, NodeClaimStatus>>,
     /// Pods (`namespace/name`) whose eviction answers 429.
     pub blocked_evictions: parking_lot::Mutex<std::collections::BTreeSet<String>>,
 }
@@ -160,6 +165,11 @@ impl RecordingActuator {
         self.scales.lock().get(target).copied()
     }
 
+    /// The last status written for a NodeClaim.
+    pub fn node_claim_status(&self, name: &str) -> Option<NodeClaimStatus> {
+        self.statuses.lock().get(name).cloned()
+    }
+
     fn record(&self, call: Call) {
         self.calls.lock().push(call);
     }
@@ -171,7 +181,8 @@ impl Actuator for RecordingActuator {
         self.record(Call::CreateNodeClaim(claim.metadata.name.clone().unwrap_or_default()));
         Ok(claim.clone())
     }
-    async fn patch_node_claim_status(&self, name: &str, _status: &NodeClaimStatus) -> Result<()> {
+    async fn patch_node_claim_status(&self, name: &str, status: &NodeClaimStatus) -> Result<()> {
+        self.statuses.lock().insert(name.to_string(), status.clone());
         self.record(Call::PatchNodeClaimStatus(name.to_string()));
         Ok(())
     }

@@ -1,0 +1,229 @@
+//! `ballast run` end to end against a fake API server on 127.0.0.1: it lists and watches every kind, turns
+//! ready once every watch has synced, serves metrics, and exits 0 on SIGTERM.
+
+use std::{
+    collections::BTreeSet,
+    convert::Infallible,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{body::Body, extract::Request, response::Response};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What the fake API server remembers: paths listed, and the one Lease.
+#[derive(Default)]
+struct Fake {
+    listed: BTreeSet<String>,
+    lease: Option<Value>,
+    /// Where the Lease was created.
+    lease_path: Option<String>,
+}
+
+/// JSON merge patch (RFC 7386); strategic merge and apply patches of a Lease's scalar fields behave the same.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// Answers every list with an empty list, holds every watch open without events, and keeps one Lease.
+async fn fake_api_server(fake: Arc<Mutex<Fake>>) -> std::net::SocketAddr {
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let fake = fake.clone();
+        async move {
+            let path = request.uri().path().to_string();
+            let watching = request.uri().query().unwrap_or_default().contains("watch=true");
+            let method = request.method().clone();
+            let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap();
+            if path.contains("/leases") {
+                let mut fake = fake.lock();
+                return match (method.as_str(), &mut fake.lease) {
+                    ("GET", Some(lease)) => json_response(200, lease),
+                    ("PATCH", Some(lease)) => {
+                        merge(lease, &serde_json::from_slice(&body).unwrap());
+                        json_response(200, lease)
+                    }
+                    ("POST", None) => {
+                        fake.lease_path = Some(path);
+                        let lease = fake.lease.insert(serde_json::from_slice(&body).unwrap());
+                        json_response(201, lease)
+                    }
+                    _ => json_response(404, &json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "NotFound", "code": 404, "message": "leases not found" })),
+                };
+            }
+            if watching {
+                let body = Body::from_stream(futures::stream::pending::<Result<Vec<u8>, Infallible>>());
+                return Response::builder().header("content-type", "application/json").body(body).unwrap();
+            }
+            fake.lock().listed.insert(path);
+            json_response(200, &json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": "1" }, "items": [] }))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Kills the child by PID if the test fails before it exits.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let code = response.get(9..12)?.parse().ok()?;
+    Some((code, response))
+}
+
+fn write_kubeconfig(dir: &std::path::Path, api: std::net::SocketAddr) -> std::path::PathBuf {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: \
+             http://{api}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\nusers:\n- name: \
+             fake\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    kubeconfig
+}
+
+fn free_port() -> u16 {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    free.local_addr().unwrap().port()
+}
+
+fn start(kubeconfig: &std::path::Path, admin_port: u16, extra: &[&str]) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["run", "--cluster-name", "smoke", "--enable-proportional"])
+        .args(["--admin-address", "127.0.0.1", "--admin-port", &admin_port.to_string()])
+        .args(extra)
+        .env_clear()
+        .env("BALLAST_KUBECONFIG", kubeconfig)
+        .env("BALLAST_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ballast starts");
+    Running(child)
+}
+
+async fn wait_ready(running: &mut Running, admin_port: u16) {
+    for _ in 0..100 {
+        if let Some((200, _)) = get(admin_port, "/readyz").await {
+            return;
+        }
+        assert!(running.0.try_wait().unwrap().is_none(), "ballast exited early");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/readyz never turned 200");
+}
+
+async fn terminate(mut running: Running) {
+    let pid = running.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    for _ in 0..100 {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("ballast did not stop within 10 s of SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_becomes_ready_serves_metrics_and_stops_on_sigterm() {
+    let fake = Arc::new(Mutex::new(Fake::default()));
+    let api = fake_api_server(fake.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), api);
+    let admin_port = free_port();
+    let mut running = start(&kubeconfig, admin_port, &["--leader-elect=false"]);
+    wait_ready(&mut running, admin_port).await;
+
+    let listed = fake.lock().listed.clone();
+    for path in [
+        "/api/v1/nodes",
+        "/api/v1/pods",
+        "/apis/apps/v1/daemonsets",
+        "/apis/policy/v1/poddisruptionbudgets",
+        "/api/v1/persistentvolumeclaims",
+        "/api/v1/persistentvolumes",
+        "/apis/storage.k8s.io/v1/storageclasses",
+        "/apis/ballast.dev/v1alpha1/provisioners",
+        "/apis/ballast.dev/v1alpha1/nodetemplates",
+        "/apis/ballast.dev/v1alpha1/nodeclaims",
+        "/api/v1/configmaps",
+    ] {
+        assert!(listed.contains(path), "{path} was not listed; listed: {listed:?}");
+    }
+    let (code, metrics) = get(admin_port, "/metrics").await.expect("metrics answer");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("ballast_leader_is_leader 1"), "{metrics}");
+    terminate(running).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_takes_the_lease_and_releases_it_on_sigterm() {
+    let fake = Arc::new(Mutex::new(Fake::default()));
+    let api = fake_api_server(fake.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), api);
+    let admin_port = free_port();
+    let mut running = start(&kubeconfig, admin_port, &["--pod-name=ballast-0", "--namespace=ballast"]);
+    wait_ready(&mut running, admin_port).await;
+
+    let mut held = false;
+    for _ in 0..100 {
+        let holder = fake.lock().lease.as_ref().map(|l| l["spec"]["holderIdentity"].clone());
+        let metrics = get(admin_port, "/metrics").await.map(|(_, m)| m).unwrap_or_default();
+        if holder == Some(json!("ballast-0")) && metrics.contains("ballast_leader_is_leader 1") {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(held, "lease never taken: {:?}", fake.lock().lease);
+    let path = fake.lock().lease_path.clone();
+    assert_eq!(path.as_deref(), Some("/apis/coordination.k8s.io/v1/namespaces/ballast/leases"));
+
+    terminate(running).await;
+    let lease = fake.lock().lease.clone().unwrap();
+    assert!(lease["spec"].get("holderIdentity").is_none(), "lease not released: {lease}");
+}
