@@ -5,6 +5,7 @@
 //! read lock and never see a half-applied update. Loops wait for [`Cluster::synced`] before planning and wake on
 //! [`Subscription::changed`].
 
+pub mod convert;
 mod snapshot;
 
 use std::{
