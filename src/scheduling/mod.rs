@@ -1,3 +1,4 @@
 //! Pure scheduling: where pending pods go and which new nodes are cheapest (`solve`).
 
 pub mod allocatable;
+pub mod bound;
