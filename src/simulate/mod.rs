@@ -1,5 +1,6 @@
 //! `ballast simulate`: the real loops over an in-memory cluster and simulated EC2, in virtual time.
 
+pub mod cluster;
 pub mod report;
 pub mod scenario;
 
