@@ -94,6 +94,13 @@ pub trait Actuator: Send + Sync {
     async fn get_scale(&self, target: &ScaleTarget) -> Result<i32>;
     async fn set_scale(&self, target: &ScaleTarget, replicas: i32) -> Result<()>;
     async fn emit_event(&self, event: &EventRecord) -> Result<()>;
+    /// Creates a ConfigMap with `data`. An existing one is never overwritten: the call fails with `Conflict`.
+    async fn create_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &BTreeMap<String, String>,
+    ) -> Result<()>;
 }
 
 // === Recording fake ===
@@ -114,6 +121,7 @@ pub enum Call {
     DeletePod(String, String),
     SetScale(ScaleTarget, i32),
     Event(EventRecord),
+    CreateConfigMap { namespace: String, name: String, data: BTreeMap<String, String> },
 }
 
 /// An in-memory [`Actuator`] for loop tests: records every write, answers `/scale` reads from a map,
@@ -224,6 +232,19 @@ impl Actuator for RecordingActuator {
     }
     async fn emit_event(&self, event: &EventRecord) -> Result<()> {
         self.record(Call::Event(event.clone()));
+        Ok(())
+    }
+    async fn create_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.record(Call::CreateConfigMap {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            data: data.clone(),
+        });
         Ok(())
     }
 }

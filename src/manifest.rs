@@ -129,23 +129,23 @@ pub fn load_file(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
 /// Loads every object in `text`; `file` names the source in errors. Documents are numbered from 1.
 pub fn load_str(file: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
     let mut manifests = Vec::new();
-    for (index, document) in documents(file, text)?.into_iter().enumerate() {
-        let mut at = Location { file, document: index + 1, prefix: String::new() };
+    for (number, document) in documents(file, text)? {
+        let mut at = Location { file, document: number, prefix: String::new() };
         manifests.extend(from_value(&mut at, document)?);
     }
     Ok(manifests)
 }
 
-/// Splits `text` into documents: JSON (one or more concatenated values) when it starts with `{`, else YAML.
-/// Empty YAML documents (a stray `---`) are skipped.
-fn documents(file: &str, text: &str) -> Result<Vec<Value>, ManifestError> {
+/// Splits `text` into numbered documents: JSON (one or more concatenated values) when it starts with `{`, else
+/// YAML. Empty YAML documents (a stray `---`) are skipped but still counted, so numbers match the file.
+fn documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, ManifestError> {
     let syntax =
         |document: usize, reason: String| ManifestError::Syntax { file: file.to_string(), document, reason };
     if text.trim_start().starts_with('{') {
         return serde_json::Deserializer::from_str(text)
             .into_iter::<Value>()
             .enumerate()
-            .map(|(i, value)| value.map_err(|e| syntax(i + 1, e.to_string())))
+            .map(|(i, value)| value.map(|v| (i + 1, v)).map_err(|e| syntax(i + 1, e.to_string())))
             .collect();
     }
     let mut values = Vec::new();
@@ -153,7 +153,7 @@ fn documents(file: &str, text: &str) -> Result<Vec<Value>, ManifestError> {
         let value: Value =
             serde::Deserialize::deserialize(document).map_err(|e| syntax(i + 1, e.to_string()))?;
         if !value.is_null() {
-            values.push(value);
+            values.push((i + 1, value));
         }
     }
     Ok(values)
@@ -186,6 +186,22 @@ impl Location<'_> {
 
 fn string_field<'v>(value: &'v Value, field: &str) -> Option<&'v str> {
     value.get(field).and_then(Value::as_str)
+}
+
+/// `spec.containers[0].name`, from serde_ignored's path (which marks `Option`s and newtypes with `?`).
+fn format_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", format_path(parent)),
+        Path::Map { parent, key } => match format_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            format_path(parent)
+        }
+    }
 }
 
 fn from_value(at: &mut Location<'_>, mut value: Value) -> Result<Vec<Manifest>, ManifestError> {
@@ -236,11 +252,28 @@ fn from_value(at: &mut Location<'_>, mut value: Value) -> Result<Vec<Manifest>, 
         value: Value,
         wrap: fn(T) -> Manifest,
     ) -> Result<Vec<Manifest>, ManifestError> {
-        serde_path_to_error::deserialize(value).map(|t| vec![wrap(t)]).map_err(|error| {
-            let path = error.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            at.error(object.clone(), &path, error.into_inner().to_string())
-        })
+        let mut unknown = Vec::new();
+        // kube's custom resource types take apiVersion and kind from the type, not the document (checked above).
+        let mut record_unknown = |path: serde_ignored::Path<'_>| match format_path(&path) {
+            path if path == "apiVersion" || path == "kind" => {}
+            path => unknown.push(path),
+        };
+        let typed: T =
+            serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut record_unknown))
+                .map_err(|error| {
+                    let path = error.path().to_string();
+                    let path = if path == "." { String::new() } else { path };
+                    at.error(object.clone(), &path, error.into_inner().to_string())
+                })?;
+        // Like `kubectl apply`'s strict field validation: a misspelt field is an error, not a silent default.
+        if let Some(first) = unknown.first() {
+            let reason = match unknown.len() {
+                1 => "unknown field".to_string(),
+                n => format!("unknown field (and {} more: {})", n - 1, unknown[1..].join(", ")),
+            };
+            return Err(at.error(object.clone(), first, reason));
+        }
+        Ok(vec![wrap(typed)])
     }
 
     match (api_version.as_str(), kind.as_str()) {
@@ -376,6 +409,79 @@ items:
     }
 
     #[test]
+    fn kubectl_get_output_with_server_fields_loads() {
+        let text = r#"
+apiVersion: v1
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    annotations:
+      deployment.kubernetes.io/revision: "1"
+    creationTimestamp: "2026-11-23T09:00:00Z"
+    generation: 1
+    managedFields:
+    - apiVersion: apps/v1
+      fieldsType: FieldsV1
+      fieldsV1: {f:spec: {f:replicas: {}}}
+      manager: kubectl
+      operation: Update
+      time: "2026-11-23T09:00:00Z"
+    name: inflate
+    namespace: default
+    resourceVersion: "1234"
+    uid: 6f1c2b1e-0000-4000-8000-000000000000
+  spec:
+    progressDeadlineSeconds: 600
+    replicas: 5
+    revisionHistoryLimit: 10
+    selector:
+      matchLabels: {app: inflate}
+    strategy:
+      rollingUpdate: {maxSurge: 25%, maxUnavailable: 25%}
+      type: RollingUpdate
+    template:
+      metadata:
+        creationTimestamp: null
+        labels: {app: inflate}
+      spec:
+        containers:
+        - image: public.ecr.aws/eks-distro/kubernetes/pause:3.7
+          imagePullPolicy: IfNotPresent
+          name: inflate
+          resources:
+            requests: {cpu: "1"}
+          terminationMessagePath: /dev/termination-log
+          terminationMessagePolicy: File
+        dnsPolicy: ClusterFirst
+        restartPolicy: Always
+        schedulerName: default-scheduler
+        securityContext: {}
+        terminationGracePeriodSeconds: 0
+  status:
+    availableReplicas: 5
+    conditions:
+    - lastTransitionTime: "2026-11-23T09:01:00Z"
+      lastUpdateTime: "2026-11-23T09:01:00Z"
+      message: Deployment has minimum availability.
+      reason: MinimumReplicasAvailable
+      status: "True"
+      type: Available
+    observedGeneration: 1
+    readyReplicas: 5
+    replicas: 5
+    updatedReplicas: 5
+kind: List
+metadata:
+  resourceVersion: ""
+"#;
+        let manifests = load(text);
+        let Manifest::Deployment(deployment) = &manifests[0] else { panic!("{:?}", manifests[0]) };
+        assert_eq!(deployment.spec.replicas, Some(5));
+        assert_eq!(deployment.status.as_ref().and_then(|s| s.ready_replicas), Some(5));
+    }
+
+    #[test]
     fn json_and_kubectl_lists_load() {
         let json = r#"{"apiVersion": "v1", "kind": "List", "items": [
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}
@@ -433,7 +539,7 @@ spec:
         let error = load_err(&text);
         assert!(
             error.starts_with(
-                "failed to load test.yaml document 2 (PodDisruptionBudget/web): spec.maxUnavailable: "
+                "failed to load test.yaml document 3 (PodDisruptionBudget/web): spec.maxUnavailable: "
             ),
             "{error}"
         );
@@ -447,6 +553,24 @@ spec:
         assert!(
             error.starts_with("failed to load test.yaml document 1 (Pod/bad): items[1].spec.containers: "),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_path() {
+        let text =
+            DEPLOYMENT_AND_PDB.replace("image: nginx", "image: nginx\n          imagePullPolcy: Always");
+        assert_eq!(
+            load_err(&text),
+            "failed to load test.yaml document 1 (Deployment/web): \
+             spec.template.spec.containers[0].imagePullPolcy: unknown field"
+        );
+        let text = "apiVersion: karpenter.sh/v1alpha5\nkind: Provisioner\nmetadata: {name: p}\nspec:\n  \
+                    ttlSecondAfterEmpty: 30\n  consolidation: {enable: true}\n";
+        assert_eq!(
+            load_err(text),
+            "failed to load test.yaml document 1 (Provisioner/p): spec.consolidation.enable: unknown field (and 1 \
+             more: spec.ttlSecondAfterEmpty)"
         );
     }
 

@@ -32,6 +32,10 @@ use super::{
      self.consolidation.enabled)",
     "consolidation.enabled and ttlSecondsAfterEmpty are mutually exclusive",
 ))]
+#[x_kube(validation = rule(
+    "!(has(self.provider) && has(self.providerRef))",
+    "provider and providerRef are mutually exclusive",
+))]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisionerSpec {
     /// Annotations applied to every node.
@@ -123,6 +127,11 @@ pub struct Consolidation {
     "!has(self.evictionSoft) || self.evictionSoft.all(k, has(self.evictionSoftGracePeriod) && \
      k in self.evictionSoftGracePeriod)",
     "every evictionSoft signal needs an evictionSoftGracePeriod",
+))]
+#[x_kube(validation = rule(
+    "!has(self.evictionSoftGracePeriod) || self.evictionSoftGracePeriod.all(k, has(self.evictionSoft) && \
+     k in self.evictionSoft)",
+    "every evictionSoftGracePeriod signal needs an evictionSoft threshold",
 ))]
 #[x_kube(validation = rule(
     "!has(self.imageGCHighThresholdPercent) || !has(self.imageGCLowThresholdPercent) || \
