@@ -23,7 +23,7 @@ use crate::{
     api::{NodeClaim, NodeClaimStatus, labels},
     clock::Clock,
     cloud::{Catalog, Instance},
-    model::{DaemonSet, Node, OwnerRef, Pod, PodPhase, Taint},
+    model::{ConfigMap, DaemonSet, Node, OwnerRef, Pod, PodPhase, Taint},
     resources::Resources,
     scheduling::{
         self, ExistingNode, Placement, SolveInput,
@@ -587,6 +587,26 @@ impl Actuator for SimApi {
 
     async fn emit_event(&self, event: &EventRecord) -> actuator::Result<()> {
         self.state.lock().events.push(event.clone());
+        Ok(())
+    }
+
+    async fn create_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &BTreeMap<String, String>,
+    ) -> actuator::Result<()> {
+        let key = format!("{namespace}/{name}");
+        if self.snapshot().config_maps.contains_key(&key) {
+            return Err(actuator::Error::Conflict(format!("ConfigMap {key} already exists")));
+        }
+        self.index.apply(Object::ConfigMap(Arc::new(ConfigMap {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            annotations: BTreeMap::new(),
+            data: data.clone(),
+            resource_version: None,
+        })));
         Ok(())
     }
 }
