@@ -5,7 +5,7 @@
 //! `DoesNotExist`). Intersecting the sets of a pod, a Provisioner and a volume gives what a new node may be;
 //! matching a set against a node's labels says whether an existing node qualifies.
 
-use std::{collections::BTreeMap, collections::BTreeSet, fmt};
+use std::{collections::BTreeMap, collections::BTreeSet, fmt, sync::Arc};
 
 use crate::{
     api::labels,
@@ -19,7 +19,8 @@ use super::Error;
 pub struct ValueSet {
     /// When true, `values` are the *excluded* values and every other value is allowed.
     complement: bool,
-    values: BTreeSet<String>,
+    /// Shared: pools and claims copy requirements often and rarely change most keys.
+    values: Arc<BTreeSet<String>>,
     /// Exclusive integer bounds from `Gt` / `Lt`; a value must parse as an integer when either is set.
     greater_than: Option<i64>,
     less_than: Option<i64>,
@@ -32,7 +33,7 @@ impl ValueSet {
     pub fn any() -> Self {
         Self {
             complement: true,
-            values: BTreeSet::new(),
+            values: Arc::default(),
             greater_than: None,
             less_than: None,
             absent_ok: true,
@@ -42,7 +43,7 @@ impl ValueSet {
     pub fn one_of<I: IntoIterator<Item = S>, S: Into<String>>(values: I) -> Self {
         Self {
             complement: false,
-            values: values.into_iter().map(Into::into).collect(),
+            values: Arc::new(values.into_iter().map(Into::into).collect()),
             greater_than: None,
             less_than: None,
             absent_ok: false,
@@ -58,7 +59,7 @@ impl ValueSet {
     }
 
     pub fn not_in<I: IntoIterator<Item = S>, S: Into<String>>(values: I) -> Self {
-        Self { values: values.into_iter().map(Into::into).collect(), ..Self::any() }
+        Self { values: Arc::new(values.into_iter().map(Into::into).collect()), ..Self::any() }
     }
 
     /// Builds the set for `key op values`, rejecting malformed `Gt`/`Lt` values and empty `In`.
@@ -140,6 +141,9 @@ impl ValueSet {
     }
 
     pub fn intersect(&self, other: &Self) -> Self {
+        if Arc::ptr_eq(&self.values, &other.values) && self == other {
+            return self.clone();
+        }
         let greater_than = match (self.greater_than, other.greater_than) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -148,7 +152,7 @@ impl ValueSet {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let (complement, values) = match (self.complement, other.complement) {
+        let (complement, values): (bool, BTreeSet<String>) = match (self.complement, other.complement) {
             (true, true) => (true, self.values.union(&other.values).cloned().collect()),
             (false, false) => (false, self.values.intersection(&other.values).cloned().collect()),
             (false, true) => (false, self.values.difference(&other.values).cloned().collect()),
@@ -156,7 +160,7 @@ impl ValueSet {
         };
         let mut out = Self {
             complement,
-            values,
+            values: Arc::new(values),
             greater_than,
             less_than,
             absent_ok: self.absent_ok && other.absent_ok,
@@ -164,7 +168,7 @@ impl ValueSet {
         if !out.complement && (greater_than.is_some() || less_than.is_some()) {
             let keep: BTreeSet<String> =
                 out.values.iter().filter(|v| out.within_bounds(v)).cloned().collect();
-            out.values = keep;
+            out.values = Arc::new(keep);
         }
         out
     }
@@ -232,7 +236,7 @@ pub fn canonical_key(key: &str) -> &str {
 /// Per-key allowed values; keys not present are unconstrained.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Requirements {
-    keys: BTreeMap<String, ValueSet>,
+    keys: Arc<BTreeMap<String, ValueSet>>,
 }
 
 impl Requirements {
@@ -243,10 +247,15 @@ impl Requirements {
     /// ANDs `key ∈ set` into these requirements.
     pub fn add(&mut self, key: &str, set: ValueSet) {
         let key = canonical_key(key);
-        match self.keys.get_mut(key) {
-            Some(existing) => *existing = existing.intersect(&set),
+        match self.keys.get(key) {
+            Some(existing) => {
+                let merged = existing.intersect(&set);
+                if merged != *existing {
+                    Arc::make_mut(&mut self.keys).insert(key.to_string(), merged);
+                }
+            }
             None => {
-                self.keys.insert(key.to_string(), set);
+                Arc::make_mut(&mut self.keys).insert(key.to_string(), set);
             }
         }
     }
@@ -269,7 +278,7 @@ impl Requirements {
     }
 
     pub fn remove(&mut self, key: &str) -> Option<ValueSet> {
-        self.keys.remove(canonical_key(key))
+        Arc::make_mut(&mut self.keys).remove(canonical_key(key))
     }
 
     pub fn get(&self, key: &str) -> Option<&ValueSet> {
@@ -286,7 +295,7 @@ impl Requirements {
 
     pub fn intersect(&self, other: &Self) -> Self {
         let mut out = self.clone();
-        for (k, v) in &other.keys {
+        for (k, v) in other.keys.iter() {
             out.add(k, v.clone());
         }
         out

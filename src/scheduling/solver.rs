@@ -32,6 +32,10 @@ use super::{
     topology::{GroupKey, Groups, NamespaceScope, Spread},
 };
 
+/// Launch options cover the cheapest this many types of a claim (Karpenter's AWS provider sends 60 to
+/// CreateFleet); `NewClaim::instance_types` keeps every type that fits.
+pub const MAX_LAUNCH_TYPES: usize = 60;
+
 /// A node pods can be placed on: registered, or launched and not yet registered (in flight).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExistingNode {
@@ -82,7 +86,7 @@ pub struct NewClaim {
     pub requests: Resources,
     /// Every type that fits the pods, cheapest available offering first.
     pub instance_types: Vec<Arc<InstanceType>>,
-    /// Type × zone × capacity type, cheapest first.
+    /// Type × zone × capacity type for the cheapest [`MAX_LAUNCH_TYPES`] types, cheapest first.
     pub launch_options: Vec<LaunchOption>,
     pub labels: Labels,
     pub taints: Vec<Taint>,
@@ -1145,7 +1149,7 @@ impl<'a> State<'a> {
             let mut requirements = claim.req.clone();
             requirements.remove(labels::HOSTNAME);
             let mut launch_options: Vec<LaunchOption> = Vec::new();
-            for &(t, _) in &claim.types {
+            for &(t, _) in claim.types.iter().take(MAX_LAUNCH_TYPES) {
                 let it = &pool.types[t].it;
                 for o in &it.offerings {
                     let zone_ok = requirements.get(labels::ZONE).is_none_or(|z| z.has(&o.zone));
@@ -1271,45 +1275,53 @@ fn describe_limit(requests: &Resources, keys: &BTreeSet<String>) -> String {
 
 /// Precomputes a pool: its base node requirements, and per type the room left after daemonsets.
 fn build_pool<'a>(pool: &'a NodePoolTemplate, daemonsets: &[Arc<DaemonSet>]) -> PoolCtx<'a> {
-    let mut instance_keys: BTreeSet<String> = BTreeSet::new();
+    // Per instance label key: the values types carry, and how many types carry it.
+    let mut by_key: BTreeMap<&str, (BTreeSet<&str>, usize)> = BTreeMap::new();
     for t in &pool.instance_types {
-        instance_keys.extend(t.instance_type.labels.keys().cloned());
+        for (k, v) in &t.instance_type.labels {
+            let e = by_key.entry(k).or_default();
+            e.0.insert(v);
+            e.1 += 1;
+        }
     }
-    let mut base = pool.requirements.clone();
-    base = base.intersect(&Requirements::from_labels(&pool.labels));
-    for key in &instance_keys {
-        let values: BTreeSet<String> =
-            pool.instance_types.iter().filter_map(|t| t.instance_type.labels.get(key).cloned()).collect();
-        let mut set = ValueSet::one_of(values);
-        if pool.instance_types.iter().any(|t| !t.instance_type.labels.contains_key(key)) {
+    let mut base = pool.requirements.intersect(&Requirements::from_labels(&pool.labels));
+    let constrained_keys: Vec<String> = base.iter().map(|(k, _)| k.to_string()).collect();
+    for (key, (values, count)) in &by_key {
+        let mut set = ValueSet::one_of(values.iter().copied());
+        if *count < pool.instance_types.len() {
             set = set.with_absent_allowed();
         }
         base.add(key, set);
     }
+    let instance_keys: BTreeSet<String> = by_key.keys().map(|k| k.to_string()).collect();
     let offerings =
         || pool.instance_types.iter().flat_map(|t| t.instance_type.offerings.iter()).filter(|o| o.available);
-    base.add(labels::ZONE, ValueSet::one_of(offerings().map(|o| o.zone.clone()).collect::<BTreeSet<_>>()));
+    base.add(labels::ZONE, ValueSet::one_of(offerings().map(|o| o.zone.as_str()).collect::<BTreeSet<_>>()));
     base.add(
         labels::CAPACITY_TYPE,
-        ValueSet::one_of(offerings().map(|o| o.capacity_type.as_str().to_string()).collect::<BTreeSet<_>>()),
+        ValueSet::one_of(offerings().map(|o| o.capacity_type.as_str()).collect::<BTreeSet<_>>()),
     );
     base.add(labels::PROVISIONER_NAME, ValueSet::one_of([pool.name.clone()]));
     base.add(labels::BALLAST_PROVISIONER, ValueSet::one_of([pool.name.clone()]));
     let mut ctx =
         PoolCtx { pool, base, types: Vec::new(), instance_keys, remaining: pool.remaining_limits() };
-    let all_keys: Vec<String> = ctx.base.iter().map(|(k, _)| k.to_string()).collect();
     for t in &pool.instance_types {
         let tc = TypeCtx {
             it: t.instance_type.clone(),
             room: t.allocatable.clone(),
             overhead: Resources::default(),
         };
-        if !ctx.type_matches(&tc, &ctx.base, all_keys.iter().map(String::as_str))
+        // Type-derived keys hold every type's value by construction; only the pool's own clauses filter.
+        if !ctx.type_matches(&tc, &ctx.base, constrained_keys.iter().map(String::as_str))
             || offering_price(&tc.it, &ctx.base).is_none()
         {
             continue;
         }
-        let overhead = daemonset_overhead(&ctx, &tc.it, daemonsets);
+        let overhead = if daemonsets.is_empty() {
+            Resources::default()
+        } else {
+            daemonset_overhead(&ctx, &tc.it, daemonsets)
+        };
         let room = tc.room.saturating_sub(&overhead);
         ctx.types.push(TypeCtx { room, overhead, ..tc });
     }
@@ -1318,14 +1330,23 @@ fn build_pool<'a>(pool: &'a NodePoolTemplate, daemonsets: &[Arc<DaemonSet>]) -> 
 
 /// Requests of the daemonsets whose pods would run on a node of `it` in this pool.
 fn daemonset_overhead(pool: &PoolCtx<'_>, it: &InstanceType, daemonsets: &[Arc<DaemonSet>]) -> Resources {
-    let node = pool.base.intersect(&Requirements::from_labels(&it.labels));
+    // A daemonset requirement is met when the type's own label satisfies it, or (for keys the type does not
+    // define) when the pool's nodes may carry a matching value.
+    let runs_on = |alt: &Requirements| {
+        alt.iter().all(|(k, want)| match it.labels.get(k) {
+            Some(v) => want.has(v),
+            None if pool.instance_keys.contains(k) => want.allows_absent(),
+            None => {
+                pool.base.get(k).map_or(want.allows_absent(), |have| !want.intersect(have).is_unsatisfiable())
+            }
+        })
+    };
     daemonsets
         .iter()
         .filter(|ds| {
             let pod = &ds.template;
             first_untolerated(&pod.tolerations, &pool.pool.taints, false).is_none()
-                && classes::pod_alternatives(pod, &[])
-                    .is_ok_and(|alts| alts.iter().any(|a| a.conflict_with_node(&node).is_none()))
+                && classes::pod_alternatives(pod, &[]).is_ok_and(|alts| alts.iter().any(runs_on))
         })
         .map(|ds| &ds.template.requests)
         .sum()
