@@ -600,13 +600,14 @@ impl Actuator for SimApi {
         if self.snapshot().config_maps.contains_key(&key) {
             return Err(actuator::Error::Conflict(format!("ConfigMap {key} already exists")));
         }
-        self.index.apply(Object::ConfigMap(Arc::new(ConfigMap {
+        let config_map = ConfigMap {
             namespace: namespace.to_string(),
             name: name.to_string(),
-            annotations: BTreeMap::new(),
+            annotations: Default::default(),
             data: data.clone(),
-            resource_version: None,
-        })));
+            resource_version: Some("1".to_string()),
+        };
+        self.index.apply(Object::ConfigMap(Arc::new(config_map)));
         Ok(())
     }
 }
@@ -837,6 +838,13 @@ mod tests {
         api.set_scale(&target, 3).await.unwrap();
         assert_eq!(api.get_scale(&target).await.unwrap(), 3);
         assert!(matches!(api.delete_node("nope").await, Err(actuator::Error::NotFound(_))));
+        let data = BTreeMap::from([("k".to_string(), "v".to_string())]);
+        api.create_config_map("kube-system", "params", &data).await.unwrap();
+        assert_eq!(api.snapshot().config_maps.get("kube-system/params").unwrap().data, data);
+        assert!(matches!(
+            api.create_config_map("kube-system", "params", &data).await,
+            Err(actuator::Error::Conflict(_))
+        ));
         api.delete_node_claim(&name).await.unwrap();
         assert!(api.snapshot().node_claims.is_empty());
     }
