@@ -1,1 +1,3 @@
 //! Pure scheduling: where pending pods go and which new nodes are cheapest (`solve`).
+
+pub mod allocatable;
