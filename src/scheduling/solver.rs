@@ -1,0 +1,1287 @@
+//! `solve`: where pending pods go, and which new nodes are cheapest.
+//!
+//! Pods are grouped into equivalence classes (see `classes`). For each class, strictest variant first:
+//! 1. fill existing and in-flight nodes (free capacity costs nothing);
+//! 2. add to NodeClaims opened earlier in this solve when the price increase per pod is no more than a
+//!    fresh node would cost per pod (a claim stays flexible over every type that still fits its pods, so
+//!    "adding" may move it to a bigger type);
+//! 3. open new NodeClaims from the heaviest Provisioner that can host the class, picking the instance type
+//!    with the lowest price per pod packed (not the first or largest that fits).
+//!
+//! Classes without topology constraints or host ports are placed in bulk (as many pods per node as fit);
+//! constrained ones one pod at a time, re-checking spread and (anti-)affinity counts after each placement.
+
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use crate::{
+    api::labels,
+    cloud::{InstanceType, LaunchOption},
+    model::{DaemonSet, HostPort, InclusionPolicy, Labels, Pod, Taint},
+    resources::{Resources, format_quantity},
+};
+
+use super::{
+    classes::{self, VariantSpec, VolumeTopology},
+    requirements::{Requirements, ValueSet, label_value},
+    taints::{DisplayTaint, first_untolerated},
+    template::{NODES_LIMIT, NodePoolTemplate, limit_charge},
+    topology::{GroupKey, Groups, NamespaceScope, Spread},
+};
+
+/// A node pods can be placed on: registered, or launched and not yet registered (in flight).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExistingNode {
+    pub name: String,
+    /// For an in-flight claim, the labels already decided (zone, capacity type, … when single-valued).
+    pub labels: Labels,
+    /// Taints that block scheduling; the caller leaves out a Provisioner's startup taints.
+    pub taints: Vec<Taint>,
+    pub allocatable: Resources,
+    /// Pods bound or nominated to the node (counted for resources, host ports and topology).
+    pub pods: Vec<Arc<Pod>>,
+    /// Cordoned or being deleted: its pods still count for topology, but nothing new goes there.
+    pub unschedulable: bool,
+    pub in_flight: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SolveInput {
+    pub existing: Vec<ExistingNode>,
+    pub pending: Vec<Arc<Pod>>,
+    pub pools: Vec<NodePoolTemplate>,
+    pub daemonsets: Vec<Arc<DaemonSet>>,
+    pub volumes: VolumeTopology,
+    /// Namespace labels, for pod affinity terms with a namespace selector.
+    pub namespace_labels: BTreeMap<String, Labels>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Placement {
+    /// An existing or in-flight node, by name.
+    Existing(String),
+    /// Index into [`Results::new_claims`].
+    NewClaim(usize),
+}
+
+/// A node to launch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewClaim {
+    pub pool: String,
+    pub node_template: Option<String>,
+    /// The placeholder hostname the solver gave the node for hostname topology (the claim's name is free).
+    pub hostname: String,
+    /// Keys of the pods planned onto it.
+    pub pods: Vec<String>,
+    /// Pool requirements narrowed by every pod on it (zones, capacity types, instance labels…).
+    pub requirements: Requirements,
+    /// Pod requests plus the daemonset overhead on the cheapest type.
+    pub requests: Resources,
+    /// Every type that fits the pods, cheapest available offering first.
+    pub instance_types: Vec<Arc<InstanceType>>,
+    /// Type × zone × capacity type, cheapest first.
+    pub launch_options: Vec<LaunchOption>,
+    pub labels: Labels,
+    pub taints: Vec<Taint>,
+    pub startup_taints: Vec<Taint>,
+}
+
+impl NewClaim {
+    /// The price of the cheapest launch option.
+    pub fn price(&self) -> f64 {
+        self.launch_options.first().map_or(0.0, |o| o.price)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Results {
+    /// Pod key → where it goes.
+    pub placements: BTreeMap<String, Placement>,
+    pub new_claims: Vec<NewClaim>,
+    /// Pod key and why no node can host it.
+    pub unschedulable: Vec<(String, String)>,
+}
+
+/// Places `input.pending`. Pure and deterministic: the same input gives the same results.
+pub fn solve(input: &SolveInput) -> Results {
+    let mut state = State::new(input);
+    let classes = state.build_classes();
+    state.run(&classes);
+    state.results(&classes)
+}
+
+// === Context ===
+
+struct TypeCtx {
+    it: Arc<InstanceType>,
+    /// Allocatable minus the daemonset pods that would run on this type in this pool.
+    room: Resources,
+    overhead: Resources,
+}
+
+struct PoolCtx<'a> {
+    pool: &'a NodePoolTemplate,
+    /// What every node of the pool carries (hostname excepted).
+    base: Requirements,
+    types: Vec<TypeCtx>,
+    /// Label keys that instance types define: a type without one launches a node without that label.
+    instance_keys: BTreeSet<String>,
+    remaining: BTreeMap<String, i64>,
+}
+
+impl PoolCtx<'_> {
+    fn type_matches<'k>(&self, t: &TypeCtx, req: &Requirements, keys: impl Iterator<Item = &'k str>) -> bool {
+        keys.filter(|k| *k != labels::ZONE && *k != labels::CAPACITY_TYPE).all(|k| {
+            let Some(set) = req.get(k) else { return true };
+            match t.it.labels.get(k) {
+                Some(v) => set.has(v),
+                None => !self.instance_keys.contains(k) || set.allows_absent(),
+            }
+        })
+    }
+
+    fn within_limits(&self, t: &TypeCtx) -> bool {
+        self.remaining.iter().all(|(k, left)| {
+            let need = if k == NODES_LIMIT { 1 } else { t.it.capacity.get(k) };
+            need <= *left
+        })
+    }
+}
+
+fn offering_price(it: &InstanceType, req: &Requirements) -> Option<f64> {
+    let zones = req.get(labels::ZONE);
+    let capacity_types = req.get(labels::CAPACITY_TYPE);
+    it.cheapest_offering(|o| {
+        zones.is_none_or(|z| z.has(&o.zone)) && capacity_types.is_none_or(|c| c.has(o.capacity_type.as_str()))
+    })
+    .map(|o| o.price)
+}
+
+/// How many pods requesting `each` fit in `room` after `used`.
+fn fit_count(room: &Resources, used: &Resources, each: &Resources) -> i64 {
+    each.iter().map(|(k, v)| ((room.get(k) - used.get(k)) / v).max(0)).min().unwrap_or(i64::MAX)
+}
+
+fn add_scaled(total: &mut Resources, each: &Resources, count: i64) {
+    for (k, v) in each.iter().map(|(k, v)| (k.to_string(), v)).collect::<Vec<_>>() {
+        total.set(&k, total.get(&k) + v * count);
+    }
+}
+
+fn ports_conflict(a: &[HostPort], b: &[HostPort]) -> bool {
+    a.iter().any(|x| {
+        b.iter().any(|y| {
+            x.port == y.port
+                && x.protocol == y.protocol
+                && (x.ip == y.ip
+                    || x.ip == "0.0.0.0"
+                    || y.ip == "0.0.0.0"
+                    || x.ip.is_empty()
+                    || y.ip.is_empty())
+        })
+    })
+}
+
+/// `node` narrowed by `pod` on the keys the node side defines (other keys were checked to allow absence).
+fn narrow<'r>(node: &'r Requirements, pod: &Requirements) -> Cow<'r, Requirements> {
+    let mut out: Option<Requirements> = None;
+    for (k, want) in pod.iter() {
+        let Some(have) = node.get(k) else { continue };
+        let merged = have.intersect(want);
+        if &merged != have {
+            out.get_or_insert_with(|| node.clone()).add(k, want.clone());
+        }
+    }
+    out.map_or(Cow::Borrowed(node), Cow::Owned)
+}
+
+// === Classes ===
+
+struct Variant {
+    alternatives: Vec<Requirements>,
+    strict_prefer_taints: bool,
+    spreads: Vec<Spread>,
+    affinity: Vec<usize>,
+    anti: Vec<usize>,
+    /// Topology keys a claim must fix to one value before this class's pods land on it.
+    pin_keys: Vec<String>,
+    /// Placed one pod at a time.
+    constrained: bool,
+}
+
+struct Class {
+    pods: Vec<usize>,
+    rep: Arc<Pod>,
+    variants: Vec<Variant>,
+    /// Groups whose selector matches these pods.
+    member_of: Vec<usize>,
+    /// Why no variant can ever work (bad requirement, missing volume, unsatisfiable selectors).
+    invalid: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    Node(usize),
+    Claim(usize),
+}
+
+struct Claim {
+    pool: usize,
+    req: Requirements,
+    hostname: String,
+    used: Resources,
+    /// (type index in the pool, price under `req`), cheapest first.
+    types: Vec<(usize, f64)>,
+    ports: Vec<HostPort>,
+    pods: Vec<usize>,
+    charge: BTreeMap<String, i64>,
+}
+
+struct NodeState {
+    free: Resources,
+    ports: Vec<HostPort>,
+}
+
+/// Why a pool cannot take a pod, for the unschedulable reason.
+#[derive(Debug, Clone, PartialEq)]
+enum PoolFailure {
+    Taint(String),
+    Requirement(String),
+    Topology(String),
+    Resources(String),
+    Limits(String),
+}
+
+/// A new claim ready to open.
+#[derive(Clone)]
+struct ClaimPlan {
+    pool: usize,
+    req: Requirements,
+    /// Pods of the class per claim.
+    pods: i64,
+    types: Vec<(usize, f64)>,
+    price_per_pod: f64,
+}
+
+enum Attempt {
+    Placed(i64),
+    /// Nothing more of this class will ever fit here (resources, ports, taints, requirements).
+    Full,
+    /// Topology forbids it now; later placements may change that.
+    Blocked,
+}
+
+struct State<'a> {
+    input: &'a SolveInput,
+    pools: Vec<PoolCtx<'a>>,
+    /// Indices of schedulable existing nodes: registered first, then in flight, by name.
+    node_order: Vec<usize>,
+    nodes: Vec<NodeState>,
+    claims: Vec<Claim>,
+    groups: Groups,
+    /// Groups used as a required anti-affinity term by some pod.
+    anti_groups: BTreeSet<usize>,
+    assigned: Vec<Option<Target>>,
+    reasons: BTreeMap<usize, String>,
+}
+
+impl<'a> State<'a> {
+    fn new(input: &'a SolveInput) -> Self {
+        let mut pools: Vec<PoolCtx<'a>> =
+            input.pools.iter().map(|p| build_pool(p, &input.daemonsets)).collect();
+        pools.sort_by(|a, b| b.pool.weight.cmp(&a.pool.weight).then_with(|| a.pool.name.cmp(&b.pool.name)));
+        let nodes = input
+            .existing
+            .iter()
+            .map(|n| {
+                let used: Resources = n.pods.iter().map(|p| &p.requests).sum();
+                NodeState {
+                    free: n.allocatable.clone() - &used,
+                    ports: n.pods.iter().flat_map(|p| p.host_ports.iter().cloned()).collect(),
+                }
+            })
+            .collect();
+        let mut node_order: Vec<usize> =
+            (0..input.existing.len()).filter(|&i| !input.existing[i].unschedulable).collect();
+        node_order.sort_by(|&a, &b| {
+            let (x, y) = (&input.existing[a], &input.existing[b]);
+            x.in_flight.cmp(&y.in_flight).then_with(|| x.name.cmp(&y.name))
+        });
+        Self {
+            input,
+            pools,
+            node_order,
+            nodes,
+            claims: Vec::new(),
+            groups: Groups::default(),
+            anti_groups: BTreeSet::new(),
+            assigned: vec![None; input.pending.len()],
+            reasons: BTreeMap::new(),
+        }
+    }
+
+    // === Setup ===
+
+    fn build_classes(&mut self) -> Vec<Class> {
+        let input = self.input;
+        // Running pods' required anti-affinity keeps matching pods out of their domains.
+        for node in &input.existing {
+            for pod in &node.pods {
+                for term in &pod.affinity.pod_anti.required {
+                    let g = self.intern(term, &pod.namespace);
+                    self.anti_groups.insert(g);
+                    if let Some(d) = label_value(&node.labels, &term.topology_key) {
+                        self.groups.list[g].add_owners(d, 1);
+                    }
+                }
+            }
+        }
+        let volumes: Vec<_> = input.pending.iter().map(|p| input.volumes.alternatives(p)).collect();
+        let mut classes: Vec<Class> = classes::equivalence_classes(&input.pending, &volumes)
+            .into_iter()
+            .map(|pods| {
+                let rep = input.pending[pods[0]].clone();
+                let specs = volumes[pods[0]].clone().and_then(|v| {
+                    let alts = classes::pod_alternatives(&rep, &v)?;
+                    if alts.is_empty() {
+                        return Err(
+                            "node selector, required node affinity and volume topology conflict".into()
+                        );
+                    }
+                    classes::variant_specs(&rep, &alts)
+                });
+                match specs {
+                    Ok(specs) => {
+                        let variants = specs.iter().map(|s| self.resolve_variant(&rep, s)).collect();
+                        Class { pods, rep, variants, member_of: Vec::new(), invalid: None }
+                    }
+                    Err(reason) => Class {
+                        pods,
+                        rep,
+                        variants: Vec::new(),
+                        member_of: Vec::new(),
+                        invalid: Some(reason),
+                    },
+                }
+            })
+            .collect();
+        // Count running pods into every group, now that all are known.
+        for node in &input.existing {
+            for pod in &node.pods {
+                for g in &mut self.groups.list {
+                    if let Some(d) = label_value(&node.labels, &g.key.topology_key)
+                        && g.selects(&pod.namespace, &pod.labels, &input.namespace_labels)
+                    {
+                        g.add_members(d, 1);
+                    }
+                }
+            }
+        }
+        for class in &mut classes {
+            class.member_of = (0..self.groups.list.len())
+                .filter(|&g| {
+                    self.groups.list[g].selects(
+                        &class.rep.namespace,
+                        &class.rep.labels,
+                        &input.namespace_labels,
+                    )
+                })
+                .collect();
+            let symmetric = class.member_of.iter().any(|g| self.anti_groups.contains(g));
+            for v in &mut class.variants {
+                v.constrained |= symmetric;
+                for &g in &class.member_of {
+                    let key = &self.groups.list[g].key.topology_key;
+                    if !v.pin_keys.contains(key) {
+                        v.pin_keys.push(key.clone());
+                    }
+                }
+            }
+        }
+        classes
+    }
+
+    fn intern(&mut self, term: &crate::model::PodAffinityTerm, namespace: &str) -> usize {
+        self.groups.intern(GroupKey {
+            topology_key: term.topology_key.clone(),
+            scope: NamespaceScope::of_term(term, namespace),
+            selector: term.selector.clone(),
+        })
+    }
+
+    fn resolve_variant(&mut self, pod: &Pod, spec: &VariantSpec) -> Variant {
+        let mut pin_keys: Vec<String> = Vec::new();
+        let mut pin = |k: &str| {
+            if !pin_keys.iter().any(|p| p == k) {
+                pin_keys.push(k.to_string());
+            }
+        };
+        let spreads: Vec<Spread> = spec
+            .spreads
+            .iter()
+            .map(|s| {
+                pin(&s.topology_key);
+                let selector = s
+                    .selector
+                    .as_ref()
+                    .map(|sel| super::selectors::with_label_keys(sel, &s.match_label_keys, &pod.labels));
+                let group = self.groups.intern(GroupKey {
+                    topology_key: s.topology_key.clone(),
+                    scope: NamespaceScope::only(&pod.namespace),
+                    selector,
+                });
+                let (domains, fresh_domains) = self.spread_domains(pod, spec, &s.topology_key, s);
+                Spread {
+                    group,
+                    max_skew: s.max_skew.max(1) as i64,
+                    min_domains: s.min_domains.map(i64::from),
+                    when_unsatisfiable: s.when_unsatisfiable,
+                    domains,
+                    fresh_domains,
+                }
+            })
+            .collect();
+        let affinity: Vec<usize> = spec
+            .affinity
+            .iter()
+            .map(|t| {
+                pin(&t.topology_key);
+                self.intern(t, &pod.namespace)
+            })
+            .collect();
+        let anti: Vec<usize> = spec
+            .anti_affinity
+            .iter()
+            .map(|t| {
+                pin(&t.topology_key);
+                let g = self.intern(t, &pod.namespace);
+                self.anti_groups.insert(g);
+                g
+            })
+            .collect();
+        let constrained =
+            !spreads.is_empty() || !affinity.is_empty() || !anti.is_empty() || !pod.host_ports.is_empty();
+        Variant {
+            alternatives: spec.alternatives.clone(),
+            strict_prefer_taints: spec.strict_prefer_taints,
+            spreads,
+            affinity,
+            anti,
+            pin_keys,
+            constrained,
+        }
+    }
+
+    /// Domains of `key` eligible for `pod` under the spread's node inclusion policies, from existing nodes
+    /// and from what the pools can launch; and whether a new node is itself a fresh domain (hostname).
+    fn spread_domains(
+        &self,
+        pod: &Pod,
+        spec: &VariantSpec,
+        key: &str,
+        s: &crate::model::TopologySpreadConstraint,
+    ) -> (BTreeSet<String>, bool) {
+        let honor_affinity = s.node_affinity_policy == InclusionPolicy::Honor;
+        let honor_taints = s.node_taints_policy == InclusionPolicy::Honor;
+        let mut domains = BTreeSet::new();
+        let mut fresh = false;
+        for node in &self.input.existing {
+            if honor_affinity && !spec.alternatives.iter().any(|a| a.matches(&node.labels)) {
+                continue;
+            }
+            if honor_taints && first_untolerated(&pod.tolerations, &node.taints, false).is_some() {
+                continue;
+            }
+            if let Some(v) = label_value(&node.labels, key) {
+                domains.insert(v.to_string());
+            }
+        }
+        for pool in &self.pools {
+            if honor_taints && first_untolerated(&pod.tolerations, &pool.pool.taints, false).is_some() {
+                continue;
+            }
+            let alts: Vec<&Requirements> = spec
+                .alternatives
+                .iter()
+                .filter(|a| !honor_affinity || a.conflict_with_node(&pool.base).is_none())
+                .collect();
+            if alts.is_empty() || pool.types.is_empty() {
+                continue;
+            }
+            if classes::is_hostname(key) {
+                fresh = true;
+                continue;
+            }
+            if let Some(values) = pool.base.get(key).and_then(ValueSet::finite_values) {
+                for v in values {
+                    if !honor_affinity || alts.iter().any(|a| a.get(key).is_none_or(|set| set.has(v))) {
+                        domains.insert(v.clone());
+                    }
+                }
+            }
+        }
+        (domains, fresh)
+    }
+
+    // === Topology ===
+
+    fn topology_check(
+        &self,
+        class: &Class,
+        v: &Variant,
+        domain: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        for s in &v.spreads {
+            let key = &self.groups.list[s.group].key.topology_key;
+            if !s.allows(&self.groups, domain(key).as_deref()) {
+                return Err(format!("topology spread on {key} (maxSkew {}) cannot be satisfied", s.max_skew));
+            }
+        }
+        for &g in &v.affinity {
+            let group = &self.groups.list[g];
+            let ok = match domain(&group.key.topology_key) {
+                Some(d) if group.members_in(&d) > 0 => true,
+                _ => group.total() == 0 && class.member_of.contains(&g),
+            };
+            if !ok {
+                return Err(format!(
+                    "required pod affinity on {} has no matching pods there",
+                    group.key.topology_key
+                ));
+            }
+        }
+        for &g in &v.anti {
+            let group = &self.groups.list[g];
+            if domain(&group.key.topology_key).is_some_and(|d| group.members_in(&d) > 0) {
+                return Err(format!("required pod anti-affinity on {}", group.key.topology_key));
+            }
+        }
+        for &g in &class.member_of {
+            let group = &self.groups.list[g];
+            if group.has_owners() && domain(&group.key.topology_key).is_some_and(|d| group.owners_in(&d) > 0)
+            {
+                return Err(format!("anti-affinity of running pods on {}", group.key.topology_key));
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, class: &Class, v: &Variant, domain: &dyn Fn(&str) -> Option<String>, count: i64) {
+        for &g in &class.member_of {
+            if let Some(d) = domain(&self.groups.list[g].key.topology_key) {
+                self.groups.list[g].add_members(&d, count);
+            }
+        }
+        for &g in &v.anti {
+            if let Some(d) = domain(&self.groups.list[g].key.topology_key) {
+                self.groups.list[g].add_owners(&d, count);
+            }
+        }
+    }
+
+    /// Ways to fix each of `v.pin_keys` that `req` leaves open to one value: spread-friendliest (fewest
+    /// matching pods) first. Keys with no finite value set stay open (the node will lack a fixed domain).
+    fn pin_choices(&self, v: &Variant, req: &Requirements) -> Vec<Vec<(String, String)>> {
+        let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
+        for key in &v.pin_keys {
+            let Some(set) = req.get(key) else { continue };
+            if set.single().is_some() {
+                continue;
+            }
+            let Some(values) = set.finite_values() else { continue };
+            let mut values: Vec<&String> = values.iter().collect();
+            values.sort_by_cached_key(|val| {
+                let load: i64 = v
+                    .spreads
+                    .iter()
+                    .filter(|s| &self.groups.list[s.group].key.topology_key == key)
+                    .map(|s| self.groups.list[s.group].members_in(val))
+                    .sum();
+                (load, (*val).clone())
+            });
+            out = out
+                .into_iter()
+                .flat_map(|prefix| {
+                    values.iter().map(move |val| {
+                        let mut p = prefix.clone();
+                        p.push((key.clone(), (*val).clone()));
+                        p
+                    })
+                })
+                .collect();
+        }
+        out
+    }
+
+    // === Placement ===
+
+    fn run(&mut self, classes: &[Class]) {
+        let mut pending: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (ci, class) in classes.iter().enumerate() {
+            if let Some(reason) = &class.invalid {
+                for &p in &class.pods {
+                    self.reasons.insert(p, reason.clone());
+                }
+                continue;
+            }
+            let left = self.place_class(classes, ci, class.pods.clone());
+            if !left.is_empty() {
+                pending.push((ci, left));
+            }
+        }
+        // Pods whose affinity targets were placed later get more chances while that makes progress.
+        while !pending.is_empty() {
+            let before: usize = pending.iter().map(|(_, l)| l.len()).sum();
+            let mut next = Vec::new();
+            for (ci, left) in std::mem::take(&mut pending) {
+                let left = self.place_class(classes, ci, left);
+                if !left.is_empty() {
+                    next.push((ci, left));
+                }
+            }
+            let after: usize = next.iter().map(|(_, l)| l.len()).sum();
+            pending = next;
+            if after == before {
+                break;
+            }
+        }
+    }
+
+    /// Places what it can of `pods` (all of class `ci`); returns the rest, with their reasons recorded.
+    fn place_class(&mut self, classes: &[Class], ci: usize, mut pods: Vec<usize>) -> Vec<usize> {
+        let class = &classes[ci];
+        for (vi, v) in class.variants.iter().enumerate() {
+            if pods.is_empty() {
+                break;
+            }
+            if v.alternatives.is_empty() {
+                continue;
+            }
+            let placed = if v.constrained {
+                self.place_one_by_one(class, v, &pods)
+            } else {
+                self.place_bulk(class, v, &pods)
+            };
+            pods.drain(..placed);
+            if !pods.is_empty() && vi + 1 == class.variants.len() {
+                let reason = self.explain(class, v);
+                for &p in &pods {
+                    self.reasons.insert(p, reason.clone());
+                }
+            }
+        }
+        if !pods.is_empty() && class.variants.iter().all(|v| v.alternatives.is_empty()) {
+            for &p in &pods {
+                self.reasons
+                    .insert(p, "preferences and requirements leave no satisfiable node requirements".into());
+            }
+        }
+        pods
+    }
+
+    fn place_bulk(&mut self, class: &Class, v: &Variant, pods: &[usize]) -> usize {
+        let mut placed = 0usize;
+        for oi in 0..self.node_order.len() {
+            if placed == pods.len() {
+                return placed;
+            }
+            let n = self.node_order[oi];
+            if let Attempt::Placed(k) =
+                self.try_node(class, v, n, (pods.len() - placed) as i64, &pods[placed..])
+            {
+                placed += k as usize;
+            }
+        }
+        if placed == pods.len() {
+            return placed;
+        }
+        let plan = self.plan_claim(class, v, (pods.len() - placed) as i64);
+        let rho = plan.as_ref().map_or(f64::INFINITY, |p| p.price_per_pod);
+        for c in 0..self.claims.len() {
+            if placed == pods.len() {
+                return placed;
+            }
+            if let Attempt::Placed(k) =
+                self.try_claim(class, v, c, (pods.len() - placed) as i64, rho, &pods[placed..])
+            {
+                placed += k as usize;
+            }
+        }
+        let mut plan = match plan {
+            Ok(p) if placed == 0 => Some(p),
+            _ => self.plan_claim(class, v, (pods.len() - placed) as i64).ok(),
+        };
+        while let Some(p) = plan.take() {
+            let left = (pods.len() - placed) as i64;
+            if left == 0 {
+                break;
+            }
+            let p = if left < p.pods
+                || !p
+                    .types
+                    .iter()
+                    .all(|&(t, _)| self.pools[p.pool].within_limits(&self.pools[p.pool].types[t]))
+            {
+                match self.plan_claim(class, v, left) {
+                    Ok(p) => p,
+                    Err(_) => break,
+                }
+            } else {
+                p
+            };
+            let k = p.pods.min(left);
+            self.open_claim(class, v, &p, &pods[placed..placed + k as usize]);
+            placed += k as usize;
+            plan = Some(p);
+        }
+        placed
+    }
+
+    fn place_one_by_one(&mut self, class: &Class, v: &Variant, pods: &[usize]) -> usize {
+        let mut node_candidates: Vec<usize> = self.node_order.clone();
+        let mut claim_candidates: Vec<usize> = (0..self.claims.len()).collect();
+        let rho = self.plan_claim(class, v, pods.len() as i64).map_or(f64::INFINITY, |p| p.price_per_pod);
+        let mut placed = 0usize;
+        'pods: while placed < pods.len() {
+            let pod = &pods[placed..placed + 1];
+            let mut i = 0;
+            while i < node_candidates.len() {
+                match self.try_node(class, v, node_candidates[i], 1, pod) {
+                    Attempt::Placed(_) => {
+                        placed += 1;
+                        continue 'pods;
+                    }
+                    Attempt::Full => {
+                        node_candidates.remove(i);
+                    }
+                    Attempt::Blocked => i += 1,
+                }
+            }
+            let mut i = 0;
+            while i < claim_candidates.len() {
+                match self.try_claim(class, v, claim_candidates[i], 1, rho, pod) {
+                    Attempt::Placed(_) => {
+                        placed += 1;
+                        continue 'pods;
+                    }
+                    Attempt::Full => {
+                        claim_candidates.remove(i);
+                    }
+                    Attempt::Blocked => i += 1,
+                }
+            }
+            match self.plan_claim(class, v, 1) {
+                Ok(p) => {
+                    claim_candidates.push(self.claims.len());
+                    self.open_claim(class, v, &p, pod);
+                    placed += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        placed
+    }
+
+    fn try_node(&mut self, class: &Class, v: &Variant, n: usize, max: i64, pods: &[usize]) -> Attempt {
+        let node = &self.input.existing[n];
+        let pod = &class.rep;
+        if first_untolerated(&pod.tolerations, &node.taints, v.strict_prefer_taints).is_some()
+            || !v.alternatives.iter().any(|a| a.matches(&node.labels))
+            || ports_conflict(&pod.host_ports, &self.nodes[n].ports)
+        {
+            return Attempt::Full;
+        }
+        let mut k = fit_count(&self.nodes[n].free, &Resources::default(), &pod.requests).min(max);
+        if k == 0 {
+            return Attempt::Full;
+        }
+        let labels = &node.labels;
+        let domain = |key: &str| label_value(labels, key).map(str::to_string);
+        if v.constrained {
+            if self.topology_check(class, v, &domain).is_err() {
+                return Attempt::Blocked;
+            }
+            k = 1;
+        }
+        let free = &mut self.nodes[n].free;
+        *free = free.clone() - &scaled(&pod.requests, k);
+        self.nodes[n].ports.extend(pod.host_ports.iter().cloned());
+        self.record(class, v, &domain, k);
+        for &p in &pods[..k as usize] {
+            self.assigned[p] = Some(Target::Node(n));
+        }
+        Attempt::Placed(k)
+    }
+
+    fn try_claim(
+        &mut self,
+        class: &Class,
+        v: &Variant,
+        c: usize,
+        max: i64,
+        rho: f64,
+        pods: &[usize],
+    ) -> Attempt {
+        let claim = &self.claims[c];
+        let pool = &self.pools[claim.pool];
+        let pod = &class.rep;
+        if first_untolerated(&pod.tolerations, &pool.pool.taints, v.strict_prefer_taints).is_some()
+            || ports_conflict(&pod.host_ports, &claim.ports)
+        {
+            return Attempt::Full;
+        }
+        let max = if v.constrained { 1 } else { max };
+        let mut blocked = false;
+        for alt in &v.alternatives {
+            if alt.conflict_with_node(&claim.req).is_some() {
+                continue;
+            }
+            let narrowed = narrow(&claim.req, alt);
+            for pins in self.pin_choices(v, &narrowed) {
+                let req = pin(&narrowed, &pins);
+                let domain = |key: &str| req.get(key).and_then(ValueSet::single).map(str::to_string);
+                if !v.pin_keys.is_empty() && self.topology_check(class, v, &domain).is_err() {
+                    blocked = true;
+                    continue;
+                }
+                let reprice = !pins.is_empty()
+                    || alt.get(labels::ZONE).is_some()
+                    || alt.get(labels::CAPACITY_TYPE).is_some();
+                let keys: Vec<&str> =
+                    alt.iter().map(|(k, _)| k).chain(pins.iter().map(|(k, _)| k.as_str())).collect();
+                let mut fits: Vec<(usize, f64, i64)> = Vec::new();
+                for &(t, price) in &claim.types {
+                    let tc = &pool.types[t];
+                    if !pool.type_matches(tc, &req, keys.iter().copied()) {
+                        continue;
+                    }
+                    let price = if reprice {
+                        match offering_price(&tc.it, &req) {
+                            Some(p) => p,
+                            None => continue,
+                        }
+                    } else {
+                        price
+                    };
+                    let k = fit_count(&tc.room, &claim.used, &pod.requests).min(max);
+                    fits.push((t, price, k));
+                }
+                let base_price = claim.types.first().map_or(0.0, |t| t.1);
+                // The most pods whose price increase per pod is no worse than a fresh node's.
+                let best = fits
+                    .iter()
+                    .filter(|(_, price, k)| *k > 0 && price - base_price <= rho * *k as f64 + 1e-9)
+                    .map(|(_, _, k)| *k)
+                    .max();
+                let Some(k) = best else { continue };
+                let mut types: Vec<(usize, f64)> =
+                    fits.iter().filter(|(_, _, kt)| *kt >= k).map(|&(t, p, _)| (t, p)).collect();
+                sort_types(&mut types, &pool.types);
+                let req = req.into_owned();
+                self.add_to_claim(c, class, v, req, types, k, pods);
+                return Attempt::Placed(k);
+            }
+        }
+        if blocked { Attempt::Blocked } else { Attempt::Full }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_to_claim(
+        &mut self,
+        c: usize,
+        class: &Class,
+        v: &Variant,
+        req: Requirements,
+        types: Vec<(usize, f64)>,
+        k: i64,
+        pods: &[usize],
+    ) {
+        let pool_idx = self.claims[c].pool;
+        let pool = &self.pools[pool_idx];
+        let charge = max_charge(pool, &types);
+        let claim = &mut self.claims[c];
+        for (key, old) in &claim.charge {
+            *self.pools[pool_idx].remaining.get_mut(key).expect("charge keys are limit keys") +=
+                old - charge.get(key).copied().unwrap_or(0);
+        }
+        claim.charge = charge;
+        claim.req = req;
+        claim.types = types;
+        add_scaled(&mut claim.used, &class.rep.requests, k);
+        claim.ports.extend(class.rep.host_ports.iter().cloned());
+        claim.pods.extend(&pods[..k as usize]);
+        let req = self.claims[c].req.clone();
+        let domain = |key: &str| req.get(key).and_then(ValueSet::single).map(str::to_string);
+        self.record(class, v, &domain, k);
+        for &p in &pods[..k as usize] {
+            self.assigned[p] = Some(Target::Claim(c));
+        }
+    }
+
+    fn open_claim(&mut self, class: &Class, v: &Variant, plan: &ClaimPlan, pods: &[usize]) {
+        let c = self.claims.len();
+        let hostname = format!("{}-{}", self.pools[plan.pool].pool.name, c);
+        let mut req = plan.req.clone();
+        req.add(labels::HOSTNAME, ValueSet::one_of([hostname.clone()]));
+        let pool = &mut self.pools[plan.pool];
+        let types: Vec<(usize, f64)> =
+            plan.types.iter().copied().filter(|&(t, _)| pool.within_limits(&pool.types[t])).collect();
+        let charge = max_charge(pool, &types);
+        for (key, amount) in &charge {
+            *pool.remaining.get_mut(key).expect("charge keys are limit keys") -= amount;
+        }
+        self.claims.push(Claim {
+            pool: plan.pool,
+            req: req.clone(),
+            hostname,
+            used: Resources::default(),
+            types: types.clone(),
+            ports: Vec::new(),
+            pods: Vec::new(),
+            charge: BTreeMap::new(),
+        });
+        // Charged above; add_to_claim re-charges against the same type set, so start from it.
+        self.claims[c].charge = charge;
+        self.add_to_claim(c, class, v, req, types, pods.len() as i64, pods);
+    }
+
+    /// The cheapest way to open a claim for up to `n` pods of the class, from the heaviest pool tier that
+    /// can host one; or why every pool fails.
+    fn plan_claim(&self, class: &Class, v: &Variant, n: i64) -> Result<ClaimPlan, Vec<(usize, PoolFailure)>> {
+        let pod = &class.rep;
+        let cap = if v.constrained { 1 } else { n };
+        let mut failures = Vec::new();
+        let mut best: Option<ClaimPlan> = None;
+        let mut tier: Option<i32> = None;
+        for (pi, pool) in self.pools.iter().enumerate() {
+            if tier.is_some_and(|w| w != pool.pool.weight) && best.is_some() {
+                break;
+            }
+            tier = Some(pool.pool.weight);
+            if let Some(t) = first_untolerated(&pod.tolerations, &pool.pool.taints, v.strict_prefer_taints) {
+                failures.push((pi, PoolFailure::Taint(DisplayTaint(t).to_string())));
+                continue;
+            }
+            let hostname = format!("{}-{}", pool.pool.name, self.claims.len());
+            let mut base = pool.base.clone();
+            base.add(labels::HOSTNAME, ValueSet::one_of([hostname]));
+            let mut failure = None;
+            for alt in &v.alternatives {
+                if let Some(key) = alt.conflict_with_node(&base) {
+                    let want = alt.get(key).map(|s| s.to_string()).unwrap_or_default();
+                    failure.get_or_insert(PoolFailure::Requirement(format!("{key} {want}")));
+                    continue;
+                }
+                let narrowed = narrow(&base, alt);
+                for pins in self.pin_choices(v, &narrowed) {
+                    let req = pin(&narrowed, &pins);
+                    let domain = |key: &str| req.get(key).and_then(ValueSet::single).map(str::to_string);
+                    if let Err(e) = self.topology_check(class, v, &domain) {
+                        failure.get_or_insert(PoolFailure::Topology(e));
+                        continue;
+                    }
+                    let keys: Vec<&str> =
+                        alt.iter().map(|(k, _)| k).chain(pins.iter().map(|(k, _)| k.as_str())).collect();
+                    let mut fits: Vec<(usize, f64, i64)> = Vec::new();
+                    let mut over_limit: BTreeSet<String> = BTreeSet::new();
+                    for (t, tc) in pool.types.iter().enumerate() {
+                        if !pool.type_matches(tc, &req, keys.iter().copied()) {
+                            continue;
+                        }
+                        let Some(price) = offering_price(&tc.it, &req) else { continue };
+                        let k = fit_count(&tc.room, &Resources::default(), &pod.requests).min(cap);
+                        if k == 0 {
+                            continue;
+                        }
+                        if !pool.within_limits(tc) {
+                            over_limit.extend(limit_blockers(pool, tc));
+                            continue;
+                        }
+                        fits.push((t, price, k));
+                    }
+                    let Some(&(_, price, k)) = fits.iter().min_by(|a, b| {
+                        (a.1 / a.2 as f64)
+                            .total_cmp(&(b.1 / b.2 as f64))
+                            .then_with(|| b.2.cmp(&a.2))
+                            .then_with(|| pool.types[a.0].it.name.cmp(&pool.types[b.0].it.name))
+                    }) else {
+                        failure.get_or_insert(if over_limit.is_empty() {
+                            PoolFailure::Resources(self.unfit_resources(pool, pod))
+                        } else {
+                            PoolFailure::Limits(describe_limit(&pod.requests, &over_limit))
+                        });
+                        continue;
+                    };
+                    let mut types: Vec<(usize, f64)> =
+                        fits.iter().filter(|(_, _, kt)| *kt >= k).map(|&(t, p, _)| (t, p)).collect();
+                    sort_types(&mut types, &pool.types);
+                    let plan = ClaimPlan {
+                        pool: pi,
+                        req: req.into_owned(),
+                        pods: k,
+                        types,
+                        price_per_pod: price / k as f64,
+                    };
+                    if best.as_ref().is_none_or(|b| plan.price_per_pod < b.price_per_pod - 1e-12) {
+                        best = Some(plan);
+                    }
+                    break;
+                }
+            }
+            if let Some(f) = failure
+                && best.as_ref().is_none_or(|b| b.pool != pi)
+            {
+                failures.push((pi, f));
+            }
+        }
+        best.ok_or(failures)
+    }
+
+    fn unfit_resources(&self, pool: &PoolCtx<'_>, pod: &Pod) -> String {
+        let single: Vec<String> = pod
+            .requests
+            .iter()
+            .filter(|(k, v)| pool.types.iter().all(|t| t.room.get(k) < *v))
+            .map(|(k, v)| format!("{k}={}", format_quantity(k, v)))
+            .collect();
+        if single.is_empty() { pod.requests.to_string() } else { single.join(", ") }
+    }
+
+    fn explain(&self, class: &Class, v: &Variant) -> String {
+        if self.pools.is_empty() {
+            return "no existing node has room and no Provisioner can launch one".into();
+        }
+        let failures = match self.plan_claim(class, v, 1) {
+            Ok(_) => return "limits or topology filled up while placing its peers".into(),
+            Err(f) => f,
+        };
+        if failures.is_empty() {
+            return "no Provisioner can launch a node for it".into();
+        }
+        let all_same_taint = match &failures[0].1 {
+            PoolFailure::Taint(t) => failures.iter().all(|(_, f)| f == &PoolFailure::Taint(t.clone())),
+            _ => false,
+        };
+        if all_same_taint && failures.len() == self.pools.len() {
+            let PoolFailure::Taint(t) = &failures[0].1 else { unreachable!("checked above") };
+            return format!("taint {t} not tolerated by any Provisioner");
+        }
+        failures
+            .iter()
+            .map(|(pi, f)| {
+                let p = &self.pools[*pi].pool.name;
+                match f {
+                    PoolFailure::Taint(t) => format!("taint {t} of Provisioner {p} not tolerated"),
+                    PoolFailure::Requirement(r) => format!("Provisioner {p} cannot satisfy {r}"),
+                    PoolFailure::Topology(t) => format!("{t} on Provisioner {p}"),
+                    PoolFailure::Resources(r) => format!("no instance type of Provisioner {p} satisfies {r}"),
+                    PoolFailure::Limits(r) => {
+                        format!("no instance type satisfies {r} within Provisioner {p} limits")
+                    }
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    // === Output ===
+
+    fn results(self, classes: &[Class]) -> Results {
+        let input = self.input;
+        let mut out = Results::default();
+        let mut claim_index: BTreeMap<usize, usize> = BTreeMap::new();
+        for (c, claim) in self.claims.iter().enumerate() {
+            if claim.pods.is_empty() {
+                continue;
+            }
+            claim_index.insert(c, out.new_claims.len());
+            let pool = &self.pools[claim.pool];
+            let mut requirements = claim.req.clone();
+            requirements.remove(labels::HOSTNAME);
+            let mut launch_options: Vec<LaunchOption> = Vec::new();
+            for &(t, _) in &claim.types {
+                let it = &pool.types[t].it;
+                for o in &it.offerings {
+                    let zone_ok = requirements.get(labels::ZONE).is_none_or(|z| z.has(&o.zone));
+                    let ct_ok = requirements
+                        .get(labels::CAPACITY_TYPE)
+                        .is_none_or(|c| c.has(o.capacity_type.as_str()));
+                    if o.available && zone_ok && ct_ok {
+                        launch_options.push(LaunchOption {
+                            instance_type: it.name.clone(),
+                            zone: o.zone.clone(),
+                            capacity_type: o.capacity_type,
+                            price: o.price,
+                        });
+                    }
+                }
+            }
+            launch_options.sort_by(|a, b| {
+                a.price
+                    .total_cmp(&b.price)
+                    .then_with(|| a.instance_type.cmp(&b.instance_type))
+                    .then_with(|| a.zone.cmp(&b.zone))
+                    .then_with(|| a.capacity_type.cmp(&b.capacity_type))
+            });
+            let overhead =
+                claim.types.first().map(|&(t, _)| pool.types[t].overhead.clone()).unwrap_or_default();
+            let labels = requirements
+                .iter()
+                .filter(|(k, _)| {
+                    !pool.instance_keys.contains(*k) && *k != labels::ZONE && *k != labels::CAPACITY_TYPE
+                })
+                .filter_map(|(k, set)| set.single().map(|v| (k.to_string(), v.to_string())))
+                .collect();
+            out.new_claims.push(NewClaim {
+                pool: pool.pool.name.clone(),
+                node_template: pool.pool.node_template.clone(),
+                hostname: claim.hostname.clone(),
+                pods: claim.pods.iter().map(|&p| input.pending[p].key()).collect(),
+                requirements,
+                requests: claim.used.clone() + &overhead,
+                instance_types: claim.types.iter().map(|&(t, _)| pool.types[t].it.clone()).collect(),
+                launch_options,
+                labels,
+                taints: pool.pool.taints.clone(),
+                startup_taints: pool.pool.startup_taints.clone(),
+            });
+        }
+        for (p, target) in self.assigned.iter().enumerate() {
+            let key = input.pending[p].key();
+            match target {
+                Some(Target::Node(n)) => {
+                    out.placements.insert(key, Placement::Existing(input.existing[*n].name.clone()));
+                }
+                Some(Target::Claim(c)) => {
+                    out.placements.insert(key, Placement::NewClaim(claim_index[c]));
+                }
+                None => {
+                    let reason = self.reasons.get(&p).cloned().unwrap_or_else(|| "not placed".into());
+                    out.unschedulable.push((key, reason));
+                }
+            }
+        }
+        out.unschedulable.sort();
+        debug_assert_eq!(classes.iter().map(|c| c.pods.len()).sum::<usize>(), input.pending.len());
+        out
+    }
+}
+
+fn scaled(each: &Resources, count: i64) -> Resources {
+    let mut out = Resources::default();
+    add_scaled(&mut out, each, count);
+    out
+}
+
+fn pin<'r>(req: &Cow<'r, Requirements>, pins: &[(String, String)]) -> Cow<'r, Requirements> {
+    if pins.is_empty() {
+        return req.clone();
+    }
+    let mut out = req.clone().into_owned();
+    for (k, v) in pins {
+        out.add(k, ValueSet::one_of([v.clone()]));
+    }
+    Cow::Owned(out)
+}
+
+fn sort_types(types: &mut [(usize, f64)], ctx: &[TypeCtx]) {
+    types.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| ctx[a.0].it.name.cmp(&ctx[b.0].it.name)));
+}
+
+/// What a claim that may become any of `types` charges against limits: the most any of them would.
+fn max_charge(pool: &PoolCtx<'_>, types: &[(usize, f64)]) -> BTreeMap<String, i64> {
+    let mut out: BTreeMap<String, i64> = BTreeMap::new();
+    for &(t, _) in types {
+        for (k, v) in limit_charge(&pool.pool.limits, &pool.types[t].it) {
+            let e = out.entry(k).or_insert(0);
+            *e = (*e).max(v);
+        }
+    }
+    out
+}
+
+fn limit_blockers(pool: &PoolCtx<'_>, t: &TypeCtx) -> Vec<String> {
+    limit_charge(&pool.pool.limits, &t.it)
+        .into_iter()
+        .filter(|(k, need)| pool.remaining.get(k).is_some_and(|left| need > left))
+        .map(|(k, _)| k)
+        .collect()
+}
+
+fn describe_limit(requests: &Resources, keys: &BTreeSet<String>) -> String {
+    let named: Vec<String> = keys
+        .iter()
+        .filter(|k| requests.get(k) > 0)
+        .map(|k| format!("{k}={}", format_quantity(k, requests.get(k))))
+        .collect();
+    if named.is_empty() {
+        format!("{requests} (limited: {})", keys.iter().cloned().collect::<Vec<_>>().join(", "))
+    } else {
+        named.join(", ")
+    }
+}
+
+/// Precomputes a pool: its base node requirements, and per type the room left after daemonsets.
+fn build_pool<'a>(pool: &'a NodePoolTemplate, daemonsets: &[Arc<DaemonSet>]) -> PoolCtx<'a> {
+    let mut instance_keys: BTreeSet<String> = BTreeSet::new();
+    for t in &pool.instance_types {
+        instance_keys.extend(t.instance_type.labels.keys().cloned());
+    }
+    let mut base = pool.requirements.clone();
+    base = base.intersect(&Requirements::from_labels(&pool.labels));
+    for key in &instance_keys {
+        let values: BTreeSet<String> =
+            pool.instance_types.iter().filter_map(|t| t.instance_type.labels.get(key).cloned()).collect();
+        let mut set = ValueSet::one_of(values);
+        if pool.instance_types.iter().any(|t| !t.instance_type.labels.contains_key(key)) {
+            set = set.with_absent_allowed();
+        }
+        base.add(key, set);
+    }
+    let offerings =
+        || pool.instance_types.iter().flat_map(|t| t.instance_type.offerings.iter()).filter(|o| o.available);
+    base.add(labels::ZONE, ValueSet::one_of(offerings().map(|o| o.zone.clone()).collect::<BTreeSet<_>>()));
+    base.add(
+        labels::CAPACITY_TYPE,
+        ValueSet::one_of(offerings().map(|o| o.capacity_type.as_str().to_string()).collect::<BTreeSet<_>>()),
+    );
+    base.add(labels::PROVISIONER_NAME, ValueSet::one_of([pool.name.clone()]));
+    base.add(labels::BALLAST_PROVISIONER, ValueSet::one_of([pool.name.clone()]));
+    let mut ctx =
+        PoolCtx { pool, base, types: Vec::new(), instance_keys, remaining: pool.remaining_limits() };
+    let all_keys: Vec<String> = ctx.base.iter().map(|(k, _)| k.to_string()).collect();
+    for t in &pool.instance_types {
+        let tc = TypeCtx {
+            it: t.instance_type.clone(),
+            room: t.allocatable.clone(),
+            overhead: Resources::default(),
+        };
+        if !ctx.type_matches(&tc, &ctx.base, all_keys.iter().map(String::as_str))
+            || offering_price(&tc.it, &ctx.base).is_none()
+        {
+            continue;
+        }
+        let overhead = daemonset_overhead(&ctx, &tc.it, daemonsets);
+        let room = tc.room.saturating_sub(&overhead);
+        ctx.types.push(TypeCtx { room, overhead, ..tc });
+    }
+    ctx
+}
+
+/// Requests of the daemonsets whose pods would run on a node of `it` in this pool.
+fn daemonset_overhead(pool: &PoolCtx<'_>, it: &InstanceType, daemonsets: &[Arc<DaemonSet>]) -> Resources {
+    let node = pool.base.intersect(&Requirements::from_labels(&it.labels));
+    daemonsets
+        .iter()
+        .filter(|ds| {
+            let pod = &ds.template;
+            first_untolerated(&pod.tolerations, &pool.pool.taints, false).is_none()
+                && classes::pod_alternatives(pod, &[])
+                    .is_ok_and(|alts| alts.iter().any(|a| a.conflict_with_node(&node).is_none()))
+        })
+        .map(|ds| &ds.template.requests)
+        .sum()
+}
