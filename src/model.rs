@@ -312,3 +312,23 @@ pub struct StorageClass {
     /// `allowedTopologies` as ORed terms.
     pub allowed_topologies: Vec<NodeSelectorTerm>,
 }
+
+// === ConfigMaps ===
+
+/// A ConfigMap ballast reads (proportional-scaling parameters). Only annotated or explicitly named ConfigMaps
+/// are indexed, so the index never holds the cluster's other configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigMap {
+    pub namespace: String,
+    pub name: String,
+    pub annotations: Labels,
+    /// `data` only; `binaryData` is never read.
+    pub data: BTreeMap<String, String>,
+    pub resource_version: Option<String>,
+}
+
+impl ConfigMap {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
