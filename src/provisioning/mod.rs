@@ -1,1 +1,3 @@
 //! Karpenter-style provisioning: batch pending pods, solve, launch NodeClaims, track their lifecycle.
+
+pub mod batcher;

@@ -1,9 +1,15 @@
 //! `ballast simulate`: the real loops over an in-memory cluster and simulated EC2, in virtual time.
 
+pub mod cluster;
+pub mod report;
+pub mod scenario;
+
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Scenario(#[from] scenario::ScenarioError),
     #[error("simulate is not implemented yet")]
     NotImplemented,
 }
