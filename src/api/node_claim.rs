@@ -4,35 +4,56 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, Taint};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, Quantity, provisioner::KubeletConfiguration};
+use super::{
+    Condition, Quantity,
+    provisioner::KubeletConfiguration,
+    rules::{self, rule},
+};
 
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Deserialize, Serialize, KubeSchema)]
 #[kube(
     group = "ballast.dev",
     version = "v1alpha1",
     kind = "NodeClaim",
     status = "NodeClaimStatus",
-    shortname = "nc"
+    shortname = "nc",
+    doc = "ballast's durable record of one node it launched or is launching.",
+    cel,
+    printcolumn(name = "Type", type_ = "string", json_path = ".status.instanceType"),
+    printcolumn(name = "Zone", type_ = "string", json_path = ".status.zone"),
+    printcolumn(name = "Capacity", type_ = "string", json_path = ".status.capacityType"),
+    printcolumn(name = "Node", type_ = "string", json_path = ".status.nodeName"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Initialized\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NodeClaimSpec {
     /// The Provisioner that asked for this node.
+    #[schemars(length(min = 1))]
+    #[x_kube(validation = rule("size(self) > 0", "provisioner must not be empty"))]
     pub provisioner: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_template: Option<String>,
     /// Merged Provisioner and pod requirements; includes the instance types, zones and capacity types allowed.
     #[serde(default)]
+    #[schemars(schema_with = "rules::requirements_schema")]
     pub requirements: Vec<NodeSelectorRequirement>,
     /// What the pods planned onto this node request (daemonset overhead included).
     #[serde(default)]
     pub resources: ResourceRequests,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "rules::taints_schema")]
     pub taints: Option<Vec<Taint>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "rules::taints_schema")]
     pub startup_taints: Option<Vec<Taint>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
