@@ -185,6 +185,7 @@ pub struct Pod {
     pub name: String,
     pub uid: String,
     pub labels: Labels,
+    /// Only annotations ballast reads (`state::convert::KEPT_ANNOTATION_PREFIXES`) when converted from the API.
     pub annotations: Labels,
     pub owner: Option<OwnerRef>,
     pub node_name: Option<String>,
@@ -243,6 +244,7 @@ pub struct Node {
     /// `aws:///us-east-1a/i-0123…`
     pub provider_id: Option<String>,
     pub labels: Labels,
+    /// Only annotations ballast reads (`state::convert::KEPT_ANNOTATION_PREFIXES`) when converted from the API.
     pub annotations: Labels,
     pub taints: Vec<Taint>,
     /// Cordoned.

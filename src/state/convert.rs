@@ -48,6 +48,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `kubectl apply`'s copy of the whole object: large and never read.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// Pod and Node annotations ballast reads (do-not-disrupt and Karpenter/Cluster Autoscaler equivalents, mirror
+/// pods). Every other annotation is dropped at the edge: at 100k pods, sidecar-injector and tooling
+/// annotations would cost more memory than everything else the index keeps.
+pub const KEPT_ANNOTATION_PREFIXES: &[&str] = &[
+    "ballast.dev/",
+    "karpenter.sh/",
+    "karpenter.k8s.aws/",
+    "cluster-autoscaler.kubernetes.io/",
+    "kubernetes.io/config.",
+];
 const DEFAULT_SCHEDULER: &str = "default-scheduler";
 const DEFAULT_GRACE_SECONDS: i64 = 30;
 
@@ -112,10 +122,19 @@ fn labels(meta: &ObjectMeta) -> Labels {
     meta.labels.clone().unwrap_or_default()
 }
 
+/// Every annotation but last-applied, for objects whose annotations are the point (ConfigMaps).
 fn annotations(meta: &ObjectMeta) -> Labels {
     let mut out = meta.annotations.clone().unwrap_or_default();
     out.remove(LAST_APPLIED);
     out
+}
+
+/// Only the annotations in [`KEPT_ANNOTATION_PREFIXES`].
+fn read_annotations(meta: &ObjectMeta) -> Labels {
+    let all = meta.annotations.iter().flatten();
+    all.filter(|(k, _)| KEPT_ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The controlling owner, else the first one.
@@ -183,7 +202,7 @@ fn pod_from_spec(
     let init = spec.init_containers.as_deref().unwrap_or_default();
     Ok(Pod {
         labels: labels(meta),
-        annotations: annotations(meta),
+        annotations: read_annotations(meta),
         owner: owner(meta),
         uid: String::new(),
         node_name: None,
@@ -562,7 +581,7 @@ pub fn node(node: &core::Node) -> Result<Node> {
         name: ctx.name(&node.metadata)?,
         provider_id: spec.provider_id.filter(|p| !p.is_empty()),
         labels: labels(&node.metadata),
-        annotations: annotations(&node.metadata),
+        annotations: read_annotations(&node.metadata),
         taints: spec
             .taints
             .iter()

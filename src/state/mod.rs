@@ -210,7 +210,14 @@ impl State {
                 vec![]
             }
             Event::InitApply(object) => {
-                self.relisting.entry(object.kind()).or_default().insert(object.key(), object);
+                let (kind, key) = (object.kind(), object.key());
+                // Most objects are unchanged across a relist: buffer the indexed copy so a relist of 100k pods
+                // does not hold a second copy of each until InitDone.
+                let object = match self.snapshot.get(kind, &key) {
+                    Some(indexed) if indexed.same_as(&object) => indexed,
+                    _ => object,
+                };
+                self.relisting.entry(kind).or_default().insert(key, object);
                 vec![]
             }
             Event::InitDone(kind) => {

@@ -259,7 +259,7 @@ impl Object {
 
     /// Equal content. Domain structs compare by value; CRDs by `resourceVersion`, which the API server bumps
     /// on every write.
-    fn same_as(&self, other: &Object) -> bool {
+    pub(super) fn same_as(&self, other: &Object) -> bool {
         fn same_version(a: &impl ResourceExt, b: &impl ResourceExt) -> bool {
             a.resource_version().is_some() && a.resource_version() == b.resource_version()
         }

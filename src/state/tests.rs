@@ -205,3 +205,19 @@ fn config_maps_are_indexed_by_namespace_and_name() {
     let snap = cluster.snapshot();
     assert_eq!(snap.config_maps["kube-system/dns-autoscaler"].data["linear"], "{}");
 }
+
+#[test]
+fn relists_reuse_unchanged_objects() {
+    let cluster = Cluster::new();
+    cluster.apply(pod("default", "a", Some("n1")));
+    cluster.apply(pod("default", "b", Some("n1")));
+    let before = cluster.snapshot();
+    cluster.handle(Event::Init(Kind::Pod));
+    cluster.handle(Event::InitApply(pod("default", "a", Some("n1"))));
+    cluster.handle(Event::InitApply(pod("default", "b", Some("n2"))));
+    cluster.handle(Event::InitDone(Kind::Pod));
+    let after = cluster.snapshot();
+    assert!(Arc::ptr_eq(&before.pods["default/a"], &after.pods["default/a"]), "unchanged: same allocation");
+    assert_eq!(after.pods["default/b"].node_name.as_deref(), Some("n2"));
+    assert_eq!(pod_names(after.pods_on_node("n2")), ["default/b"]);
+}

@@ -31,7 +31,8 @@ fn pod_converts_every_field_planners_read() {
             "creationTimestamp": "2026-01-02T03:04:05Z",
             "deletionTimestamp": "2026-01-02T04:00:00Z",
             "labels": {"app": "web"},
-            "annotations": {"ballast.dev/do-not-disrupt": "true",
+            "annotations": {"ballast.dev/do-not-disrupt": "true", "karpenter.sh/do-not-evict": "true",
+                            "kubernetes.io/config.mirror": "abc", "sidecar.istio.io/status": "{...}",
                             "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
             "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
             "ownerReferences": [
@@ -102,8 +103,12 @@ fn pod_converts_every_field_planners_read() {
     assert_eq!(p.created, "2026-01-02T03:04:05Z".parse::<Timestamp>().unwrap());
     assert_eq!(p.deleting, Some("2026-01-02T04:00:00Z".parse().unwrap()));
     assert_eq!(p.labels["app"], "web");
-    assert!(p.annotations.contains_key("ballast.dev/do-not-disrupt"));
-    assert!(!p.annotations.contains_key(LAST_APPLIED), "last-applied is stripped");
+    assert_eq!(
+        p.annotations.keys().collect::<Vec<_>>(),
+        ["ballast.dev/do-not-disrupt", "karpenter.sh/do-not-evict", "kubernetes.io/config.mirror"],
+        "only annotations ballast reads are kept"
+    );
+    assert!(p.is_mirror());
     let owner = p.owner.as_ref().unwrap();
     assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("ReplicaSet", "web-abc", true));
     assert_eq!(p.node_name.as_deref(), Some("n1"));
@@ -303,7 +308,8 @@ fn node_json() -> Value {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "ip-10-0-0-1", "creationTimestamp": "2026-01-02T03:04:05Z",
                      "labels": {"node.kubernetes.io/instance-type": "m5.large"},
-                     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "a": "b"}},
+                     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "a": "b",
+                                     "cluster-autoscaler.kubernetes.io/scale-down-disabled": "true"}},
         "spec": {"providerID": "aws:///us-east-1a/i-0abc", "unschedulable": true,
                  "taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"},
                             {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]},
@@ -321,7 +327,10 @@ fn node_converts_capacity_taints_and_readiness() {
     assert_eq!(n.name, "ip-10-0-0-1");
     assert_eq!(n.provider_id.as_deref(), Some("aws:///us-east-1a/i-0abc"));
     assert_eq!(n.labels["node.kubernetes.io/instance-type"], "m5.large");
-    assert_eq!(n.annotations.keys().collect::<Vec<_>>(), ["a"]);
+    assert_eq!(
+        n.annotations.keys().collect::<Vec<_>>(),
+        ["cluster-autoscaler.kubernetes.io/scale-down-disabled"]
+    );
     assert!(n.unschedulable);
     assert!(n.ready);
     assert_eq!(n.taints.len(), 2);
