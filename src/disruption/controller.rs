@@ -1,0 +1,344 @@
+//! The disruption loop: plan at most every [`POLL_PERIOD`], hold the command for [`VALIDATION_DELAY`], re-plan
+//! it, launch its replacements and wait for them to initialize, then hand the nodes to termination by tainting
+//! them `ballast.dev/disruption=disrupting:NoSchedule`. One command in flight at a time.
+//!
+//! Safe to interrupt: nothing is written before a command is validated, and the taint (the only durable
+//! mark) is written last. A restart mid-launch leaves a replacement node that consolidation treats like any
+//! other.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::{
+    api::core::v1::{NodeSelectorRequirement, Taint as KubeTaint},
+    apimachinery::pkg::apis::meta::v1::Time,
+};
+use kube::{ResourceExt, api::ObjectMeta};
+use tracing::{info, warn};
+
+use super::{
+    Command, Context, Error, History, VALIDATION_DELAY,
+    candidate::REPLACEMENT_ANNOTATION,
+    methods::{NODE_TEMPLATE_HASH_ANNOTATION, node_template_hash},
+    metrics::DisruptionMetrics,
+    plan, validate,
+};
+use crate::{
+    actuator::{Actuator, EventRecord, EventType},
+    api::{
+        Condition, NodeClaim, NodeClaimSpec, NodeClaimStatus, Quantity, labels, node_claim::ResourceRequests,
+    },
+    cloud::{CloudError, CloudProvider, Instance, LaunchRequest},
+    model::{Operator, Taint, TaintEffect},
+    scheduling::{NewClaim, NodePoolTemplate},
+    state::Snapshot,
+};
+
+/// Karpenter's disruption controller polls every 10 s.
+pub const POLL_PERIOD: SignedDuration = SignedDuration::from_secs(10);
+/// A replacement that has not initialized by then fails its command.
+pub const REPLACEMENT_TIMEOUT: SignedDuration = SignedDuration::from_secs(600);
+
+/// The taint that marks a node for termination.
+pub fn disruption_taint() -> Taint {
+    Taint {
+        key: labels::DISRUPTION_TAINT_KEY.to_string(),
+        value: labels::DISRUPTION_TAINT_VALUE.to_string(),
+        effect: TaintEffect::NoSchedule,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Stage {
+    Idle { next_plan: Timestamp },
+    Validating { command: Command, decided: Timestamp },
+    Replacing { command: Command, claims: Vec<String>, started: Timestamp },
+}
+
+/// What one pass did, for the simulator's timeline and tests.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub decided: Option<Command>,
+    pub executed: Option<Command>,
+    /// A command dropped, and why.
+    pub dropped: Option<(Command, String)>,
+    /// Replacement claims launched, with their instances.
+    pub launched: Vec<(String, Instance)>,
+}
+
+pub struct Disruption {
+    cloud: Arc<dyn CloudProvider>,
+    kube: Arc<dyn Actuator>,
+    metrics: DisruptionMetrics,
+    history: History,
+    stage: Stage,
+}
+
+impl Disruption {
+    pub fn new(cloud: Arc<dyn CloudProvider>, kube: Arc<dyn Actuator>, metrics: DisruptionMetrics) -> Self {
+        Self {
+            cloud,
+            kube,
+            metrics,
+            history: History::default(),
+            stage: Stage::Idle { next_plan: Timestamp::MIN },
+        }
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// One pass over `snap` at `now`. `pools` are the Provisioners' pools (as the provisioner builds them).
+    pub async fn reconcile(
+        &mut self,
+        snap: &Snapshot,
+        pools: &BTreeMap<String, NodePoolTemplate>,
+        now: Timestamp,
+    ) -> Result<Report, Error> {
+        self.history.observe(snap, now);
+        let mut report = Report::default();
+        if !snap.synced() {
+            return Ok(report);
+        }
+        let catalog = self.cloud.catalog().await.map_err(Error::Catalog)?;
+        let (settings, errors) = super::settings(snap);
+        for e in &errors {
+            warn!(error = %e, "Skipping Provisioner for disruption");
+        }
+        let ctx =
+            Context { snap, catalog: &catalog, pools, settings: &settings, history: &self.history, now };
+        match self.stage.clone() {
+            Stage::Idle { next_plan } if now >= next_plan => {
+                self.stage = Stage::Idle { next_plan: now + POLL_PERIOD };
+                if let Some(command) = plan(&ctx).command {
+                    info!(command = %command.describe(), "Disruption decided; validating");
+                    self.metrics
+                        .decisions
+                        .get_or_create(&DisruptionMetrics::labels(command.reason, command.is_replace()))
+                        .inc();
+                    report.decided = Some(command.clone());
+                    self.stage = Stage::Validating { command, decided: now };
+                }
+            }
+            Stage::Idle { .. } => {}
+            Stage::Validating { command, decided } if now >= decided + VALIDATION_DELAY => {
+                let Some(fresh) = validate(&ctx, &command) else {
+                    info!(command = %command.describe(), "Disruption invalidated by changes since the decision");
+                    self.metrics.outcome(command.reason, "invalidated");
+                    report.dropped = Some((command, "no longer valid".into()));
+                    self.stage = Stage::Idle { next_plan: now + POLL_PERIOD };
+                    return Ok(report);
+                };
+                if fresh.is_replace() {
+                    match self.launch_replacements(snap, &fresh, now, &mut report).await {
+                        Ok(claims) => self.stage = Stage::Replacing { command: fresh, claims, started: now },
+                        Err(reason) => self.fail(fresh, reason, now, &mut report),
+                    }
+                } else {
+                    self.execute(&fresh, &mut report).await;
+                    self.stage = Stage::Idle { next_plan: now + POLL_PERIOD };
+                }
+            }
+            Stage::Validating { .. } => {}
+            Stage::Replacing { command, claims, started } => {
+                let node_of = |claim: &str| {
+                    let c = snap.node_claims.get(claim)?;
+                    let node = c.status.as_ref()?.node_name.as_ref()?;
+                    snap.nodes.get(node)
+                };
+                if claims.iter().all(|c| node_of(c).is_some_and(|n| n.ready)) {
+                    self.execute(&command, &mut report).await;
+                    self.stage = Stage::Idle { next_plan: now + POLL_PERIOD };
+                } else if let Some(gone) = claims.iter().find(|c| !snap.node_claims.contains_key(*c)) {
+                    self.fail(command, format!("replacement NodeClaim {gone} disappeared"), now, &mut report);
+                } else if now >= started + REPLACEMENT_TIMEOUT {
+                    self.fail(command, "replacements did not initialize in time".into(), now, &mut report);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn fail(&mut self, command: Command, reason: String, now: Timestamp, report: &mut Report) {
+        warn!(command = %command.describe(), %reason, "Disruption failed");
+        self.metrics.outcome(command.reason, "replacement_failed");
+        report.dropped = Some((command, reason));
+        self.stage = Stage::Idle { next_plan: now + POLL_PERIOD };
+    }
+
+    /// Taints the nodes for termination and records why.
+    async fn execute(&mut self, command: &Command, report: &mut Report) {
+        let labels = DisruptionMetrics::labels(command.reason, command.is_replace());
+        let taint = disruption_taint();
+        for node in &command.nodes {
+            if let Err(e) = self.kube.taint_node(node, &taint).await {
+                warn!(%node, error = %e, "Failed to taint node for disruption");
+                continue;
+            }
+            self.metrics.nodes_disrupted.get_or_create(&labels).inc();
+            let event = EventRecord {
+                api_version: "v1".into(),
+                kind: "Node".into(),
+                namespace: None,
+                name: node.clone(),
+                type_: EventType::Normal,
+                reason: "Disrupting".into(),
+                message: command.describe(),
+            };
+            if let Err(e) = self.kube.emit_event(&event).await {
+                warn!(%node, error = %e, "Failed to emit disruption event");
+            }
+        }
+        info!(command = %command.describe(), "Disrupting");
+        self.metrics.savings.get_or_create(&labels).inc_by(command.savings.max(0.0));
+        self.metrics.outcome(command.reason, "executed");
+        report.executed = Some(command.clone());
+    }
+
+    /// Creates and launches one NodeClaim per replacement; on failure deletes what it created.
+    async fn launch_replacements(
+        &self,
+        snap: &Snapshot,
+        command: &Command,
+        now: Timestamp,
+        report: &mut Report,
+    ) -> Result<Vec<String>, String> {
+        let mut names = Vec::new();
+        for new in &command.replacements {
+            let claim = replacement_claim(snap, new, &command.nodes);
+            let created = self.kube.create_node_claim(&claim).await.map_err(|e| e.to_string())?;
+            let name = created.name_any();
+            match self.launch(&created, new).await {
+                Ok(instance) => {
+                    let status = launched_status(&instance, now);
+                    self.kube.patch_node_claim_status(&name, &status).await.map_err(|e| e.to_string())?;
+                    report.launched.push((name.clone(), instance));
+                    names.push(name);
+                }
+                Err(e) => {
+                    for n in names.iter().chain([&name]) {
+                        let _ = self.kube.delete_node_claim(n).await;
+                    }
+                    return Err(format!("failed to launch replacement {name}: {e}"));
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// Launches through the cloud, dropping offerings that report insufficient capacity.
+    async fn launch(&self, claim: &NodeClaim, new: &NewClaim) -> Result<Instance, CloudError> {
+        let mut request = LaunchRequest {
+            claim_name: claim.name_any(),
+            provisioner: claim.spec.provisioner.clone(),
+            node_template: claim.spec.node_template.clone(),
+            options: new.launch_options.clone(),
+            labels: claim.spec.labels.clone().unwrap_or_default(),
+            taints: new.taints.clone(),
+            startup_taints: new.startup_taints.clone(),
+            tags: BTreeMap::new(),
+        };
+        loop {
+            match self.cloud.create(&request).await {
+                Err(CloudError::InsufficientCapacity { offerings }) => {
+                    let before = request.options.len();
+                    request.options.retain(|o| {
+                        !offerings
+                            .iter()
+                            .any(|(t, z, c)| *t == o.instance_type && *z == o.zone && *c == o.capacity_type)
+                    });
+                    if request.options.is_empty() || request.options.len() == before {
+                        return Err(CloudError::InsufficientCapacity { offerings });
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The NodeClaim for a replacement, shaped like the provisioner's, marked as a replacement (for the
+/// cooldown) and with the NodeTemplate hash (for drift).
+fn replacement_claim(snap: &Snapshot, new: &NewClaim, replaces: &[String]) -> NodeClaim {
+    let mut claim_labels = new.labels.clone();
+    claim_labels.insert(labels::PROVISIONER_NAME.to_string(), new.pool.clone());
+    claim_labels.insert(labels::BALLAST_PROVISIONER.to_string(), new.pool.clone());
+    let mut annotations = BTreeMap::from([(REPLACEMENT_ANNOTATION.to_string(), replaces.join(","))]);
+    if let Some(t) = new.node_template.as_ref().and_then(|t| snap.node_templates.get(t)) {
+        annotations.insert(NODE_TEMPLATE_HASH_ANNOTATION.to_string(), node_template_hash(&t.spec));
+    }
+    let kube_taints = |ts: &[Taint]| -> Option<Vec<KubeTaint>> {
+        (!ts.is_empty()).then(|| {
+            ts.iter()
+                .map(|t| KubeTaint {
+                    key: t.key.clone(),
+                    value: (!t.value.is_empty()).then(|| t.value.clone()),
+                    effect: format!("{:?}", t.effect),
+                    time_added: None,
+                })
+                .collect()
+        })
+    };
+    NodeClaim {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", new.pool)),
+            labels: Some(claim_labels.clone()),
+            annotations: Some(annotations),
+            finalizers: Some(vec![labels::TERMINATION_FINALIZER.to_string()]),
+            ..ObjectMeta::default()
+        },
+        spec: NodeClaimSpec {
+            provisioner: new.pool.clone(),
+            node_template: new.node_template.clone(),
+            requirements: new
+                .requirements
+                .to_clauses()
+                .into_iter()
+                .map(|r| NodeSelectorRequirement {
+                    key: r.key,
+                    operator: operator_name(r.operator).to_string(),
+                    values: (!r.values.is_empty()).then_some(r.values),
+                })
+                .collect(),
+            resources: ResourceRequests {
+                requests: new.requests.to_quantity_map().into_iter().map(|(k, v)| (k, Quantity(v))).collect(),
+            },
+            taints: kube_taints(&new.taints),
+            startup_taints: kube_taints(&new.startup_taints),
+            labels: Some(claim_labels),
+            annotations: None,
+            kubelet: snap.provisioners.get(&new.pool).and_then(|p| p.spec.kubelet_configuration.clone()),
+        },
+        status: None,
+    }
+}
+
+fn operator_name(op: Operator) -> &'static str {
+    match op {
+        Operator::In => "In",
+        Operator::NotIn => "NotIn",
+        Operator::Exists => "Exists",
+        Operator::DoesNotExist => "DoesNotExist",
+        Operator::Gt => "Gt",
+        Operator::Lt => "Lt",
+    }
+}
+
+fn launched_status(instance: &Instance, now: Timestamp) -> NodeClaimStatus {
+    NodeClaimStatus {
+        provider_id: Some(instance.provider_id.clone()),
+        instance_type: Some(instance.instance_type.clone()),
+        zone: Some(instance.zone.clone()),
+        capacity_type: Some(instance.capacity_type.to_string()),
+        price: Some(format!("{}", instance.price)),
+        conditions: Some(vec![Condition {
+            type_: "Launched".to_string(),
+            status: "True".to_string(),
+            reason: None,
+            message: None,
+            last_transition_time: Some(Time(now)),
+        }]),
+        ..NodeClaimStatus::default()
+    }
+}
