@@ -6,7 +6,10 @@
 //! mark) is written last. A restart mid-launch leaves a replacement node that consolidation treats like any
 //! other.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::{
@@ -50,9 +53,20 @@ pub fn disruption_taint() -> Taint {
 
 #[derive(Debug, Clone)]
 enum Stage {
-    Idle { next_plan: Timestamp },
-    Validating { command: Command, decided: Timestamp },
-    Replacing { command: Command, claims: Vec<String>, started: Timestamp },
+    Idle {
+        next_plan: Timestamp,
+    },
+    Validating {
+        command: Command,
+        decided: Timestamp,
+    },
+    /// `seen`: claims the index has shown; one that vanishes after that failed to launch or was deleted.
+    Replacing {
+        command: Command,
+        claims: Vec<String>,
+        seen: BTreeSet<String>,
+        started: Timestamp,
+    },
 }
 
 /// What one pass did, for the simulator's timeline and tests.
@@ -132,7 +146,10 @@ impl Disruption {
                 };
                 if fresh.is_replace() {
                     match self.launch_replacements(snap, &fresh, now, &mut report).await {
-                        Ok(claims) => self.stage = Stage::Replacing { command: fresh, claims, started: now },
+                        Ok(claims) => {
+                            let seen = BTreeSet::new();
+                            self.stage = Stage::Replacing { command: fresh, claims, seen, started: now }
+                        }
                         Err(reason) => self.fail(fresh, reason, now, &mut report),
                     }
                 } else {
@@ -141,7 +158,8 @@ impl Disruption {
                 }
             }
             Stage::Validating { .. } => {}
-            Stage::Replacing { command, claims, started } => {
+            Stage::Replacing { command, claims, mut seen, started } => {
+                seen.extend(claims.iter().filter(|c| snap.node_claims.contains_key(*c)).cloned());
                 let node_of = |claim: &str| {
                     let c = snap.node_claims.get(claim)?;
                     let node = c.status.as_ref()?.node_name.as_ref()?;
@@ -150,10 +168,12 @@ impl Disruption {
                 if claims.iter().all(|c| node_of(c).is_some_and(|n| n.ready)) {
                     self.execute(&command, &mut report).await;
                     self.stage = Stage::Idle { next_plan: now + POLL_PERIOD };
-                } else if let Some(gone) = claims.iter().find(|c| !snap.node_claims.contains_key(*c)) {
+                } else if let Some(gone) = seen.iter().find(|c| !snap.node_claims.contains_key(*c)) {
                     self.fail(command, format!("replacement NodeClaim {gone} disappeared"), now, &mut report);
                 } else if now >= started + REPLACEMENT_TIMEOUT {
                     self.fail(command, "replacements did not initialize in time".into(), now, &mut report);
+                } else {
+                    self.stage = Stage::Replacing { command, claims, seen, started };
                 }
             }
         }
@@ -340,5 +360,95 @@ fn launched_status(instance: &Instance, now: Timestamp) -> NodeClaimStatus {
             last_transition_time: Some(Time(now)),
         }]),
         ..NodeClaimStatus::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        actuator::{Call, RecordingActuator},
+        cloud::{CapacityType::OnDemand, fake::FakeCloud},
+        disruption::fixtures::{World, at, node, provisioner},
+        state::Object,
+    };
+
+    fn setup(world: &World) -> (Disruption, Arc<RecordingActuator>, Arc<FakeCloud>) {
+        let kube = Arc::new(RecordingActuator::new());
+        let cloud = Arc::new(FakeCloud::new(Arc::new(world.catalog.clone()), at(0)));
+        (Disruption::new(cloud.clone(), kube.clone(), DisruptionMetrics::default()), kube, cloud)
+    }
+
+    #[tokio::test]
+    async fn a_command_is_validated_after_the_delay_then_tainted_with_an_event() {
+        let mut w = World::new(provisioner("default", true, |_| {}), OnDemand);
+        w.add_node("a", "m5.xlarge", OnDemand).add_pods("a", 1, 1000);
+        w.add_node("b", "m5.xlarge", OnDemand).add_pods("b", 1, 1000);
+        let snap = w.snapshot();
+        let (mut d, kube, _) = setup(&w);
+        let report = d.reconcile(&snap, &w.pools, at(60)).await.unwrap();
+        let decided = report.decided.expect("decided");
+        assert!(kube.calls().is_empty(), "nothing is written before validation");
+        let report = d.reconcile(&snap, &w.pools, at(70)).await.unwrap();
+        assert!(report.executed.is_none() && report.decided.is_none());
+        let report = d.reconcile(&snap, &w.pools, at(75)).await.unwrap();
+        assert_eq!(report.executed.as_ref().map(|c| &c.nodes), Some(&decided.nodes));
+        let calls = kube.calls();
+        assert_eq!(calls[0], Call::TaintNode(decided.nodes[0].clone(), disruption_taint()));
+        let event = kube.events().pop().unwrap();
+        assert_eq!(event.reason, "Disrupting");
+        assert!(
+            event.message.contains("underutilized") && event.message.contains("$0.1920/h"),
+            "{}",
+            event.message
+        );
+        let executed = d.metrics.outcomes.get_or_create(&super::super::metrics::OutcomeLabels {
+            reason: "underutilized".into(),
+            outcome: "executed".into(),
+        });
+        assert_eq!(executed.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_replacement_is_launched_and_initialized_before_the_node_is_tainted() {
+        let mut w = World::new(provisioner("default", true, |_| {}), OnDemand);
+        w.add_node("big", "m5.2xlarge", OnDemand).add_pods("big", 1, 1000);
+        let snap = w.snapshot();
+        let (mut d, kube, cloud) = setup(&w);
+        assert!(d.reconcile(&snap, &w.pools, at(60)).await.unwrap().decided.is_some());
+        let report = d.reconcile(&snap, &w.pools, at(75)).await.unwrap();
+        assert_eq!(report.launched.len(), 1);
+        assert_eq!(cloud.create_calls().len(), 1);
+        assert!(cloud.create_calls()[0].options.iter().all(|o| o.price < 0.384));
+        let calls = kube.take_calls();
+        assert!(matches!(&calls[0], Call::CreateNodeClaim(_)));
+        assert!(!calls.iter().any(|c| matches!(c, Call::TaintNode(..))), "not before the replacement is up");
+
+        // The RecordingActuator keeps the generateName, so the replacement is `default-`.
+        let report = d.reconcile(&snap, &w.pools, at(80)).await.unwrap();
+        assert!(report.executed.is_none());
+        let (n, c) = node("default-", "c5.large", OnDemand, at(100));
+        w.add(Object::Node(Arc::new(n))).add(Object::NodeClaim(Arc::new(c)));
+        let report = d.reconcile(&w.snapshot(), &w.pools, at(110)).await.unwrap();
+        assert_eq!(report.executed.map(|c| c.nodes), Some(vec!["big".to_string()]));
+        assert_eq!(kube.calls()[0], Call::TaintNode("big".into(), disruption_taint()));
+    }
+
+    #[tokio::test]
+    async fn a_command_invalidated_by_new_pods_is_dropped() {
+        let mut w = World::new(provisioner("default", true, |_| {}), OnDemand);
+        w.add_node("a", "m5.xlarge", OnDemand).add_pods("a", 1, 1000);
+        w.add_node("b", "m5.xlarge", OnDemand).add_pods("b", 1, 1000);
+        let (mut d, kube, _) = setup(&w);
+        let decided = d.reconcile(&w.snapshot(), &w.pools, at(60)).await.unwrap().decided.unwrap();
+        // A do-not-disrupt pod lands on the chosen node during the wait.
+        let mut p = crate::disruption::fixtures::pod("late", Some(&decided.nodes[0]), 100);
+        p.annotations.insert(labels::DO_NOT_DISRUPT.into(), "true".into());
+        w.add(Object::Pod(Arc::new(p)));
+        let report = d.reconcile(&w.snapshot(), &w.pools, at(75)).await.unwrap();
+        assert!(report.dropped.is_some() && report.executed.is_none());
+        assert!(kube.calls().is_empty());
     }
 }
