@@ -86,7 +86,7 @@ pub struct VariantSpec {
 /// could not place.
 pub fn variant_specs(pod: &Pod, alternatives: &[Requirements]) -> Result<Vec<VariantSpec>, String> {
     let by_weight_desc = |mut v: Vec<(i32, PodAffinityTerm)>| {
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|w| std::cmp::Reverse(w.0));
         v.into_iter().map(|(_, t)| t).collect::<Vec<_>>()
     };
     let pref_aff =
@@ -94,7 +94,7 @@ pub fn variant_specs(pod: &Pod, alternatives: &[Requirements]) -> Result<Vec<Var
     let pref_anti =
         by_weight_desc(pod.affinity.pod_anti.preferred.iter().map(|w| (w.weight, w.term.clone())).collect());
     let mut pref_node: Vec<_> = pod.affinity.node.preferred.iter().collect();
-    pref_node.sort_by(|a, b| b.weight.cmp(&a.weight));
+    pref_node.sort_by_key(|w| std::cmp::Reverse(w.weight));
     let pref_node: Vec<Requirements> = pref_node
         .iter()
         .map(|w| from_terms(std::slice::from_ref(&w.term)).map(|mut v| v.remove(0)))

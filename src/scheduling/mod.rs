@@ -6,6 +6,8 @@ pub mod bound;
 pub mod classes;
 pub mod requirements;
 pub mod selectors;
+#[cfg(test)]
+mod solve_tests;
 pub mod solver;
 pub mod taints;
 pub mod template;

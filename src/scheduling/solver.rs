@@ -206,6 +206,8 @@ struct Variant {
     spreads: Vec<Spread>,
     affinity: Vec<usize>,
     anti: Vec<usize>,
+    /// The first `required_anti` of `anti` are required terms; only those keep other pods away (symmetry).
+    required_anti: usize,
     /// Topology keys a claim must fix to one value before this class's pods land on it.
     pin_keys: Vec<String>,
     /// Placed one pod at a time.
@@ -452,13 +454,17 @@ impl<'a> State<'a> {
                 self.intern(t, &pod.namespace)
             })
             .collect();
+        let required_anti = pod.affinity.pod_anti.required.len();
         let anti: Vec<usize> = spec
             .anti_affinity
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 pin(&t.topology_key);
                 let g = self.intern(t, &pod.namespace);
-                self.anti_groups.insert(g);
+                if i < required_anti {
+                    self.anti_groups.insert(g);
+                }
                 g
             })
             .collect();
@@ -470,6 +476,7 @@ impl<'a> State<'a> {
             spreads,
             affinity,
             anti,
+            required_anti,
             pin_keys,
             constrained,
         }
@@ -575,7 +582,7 @@ impl<'a> State<'a> {
                 self.groups.list[g].add_members(&d, count);
             }
         }
-        for &g in &v.anti {
+        for &g in &v.anti[..v.required_anti] {
             if let Some(d) = domain(&self.groups.list[g].key.topology_key) {
                 self.groups.list[g].add_owners(&d, count);
             }
