@@ -23,10 +23,6 @@ use ballast::{
     },
     disruption::{self, Disruption, DisruptionMetrics, Reason, candidate},
     model::{IntOrPercent, LabelSelector, PodDisruptionBudget, Taint},
-    scheduling::{
-        NodePoolTemplate, PoolInstanceType, Requirements, ValueSet,
-        allocatable::{self, KubeletSettings},
-    },
     simulate::cluster::SimApi,
     state::{self, Object, Snapshot},
     termination::{TerminationMetrics, Terminator, gc::GarbageCollector},
@@ -112,26 +108,6 @@ fn start() -> Timestamp {
 
 fn catalog() -> Arc<Catalog> {
     Arc::new(Catalog::bundled().subset(TYPES).unwrap())
-}
-
-fn pools(catalog: &Catalog) -> BTreeMap<String, NodePoolTemplate> {
-    let types = catalog
-        .instance_types
-        .iter()
-        .map(|it| PoolInstanceType {
-            instance_type: it.clone(),
-            allocatable: allocatable::allocatable(
-                it,
-                &KubeletSettings::default(),
-                allocatable::DEFAULT_VM_MEMORY_OVERHEAD_PERCENT,
-            ),
-        })
-        .collect();
-    let mut pool = NodePoolTemplate::new("default", types);
-    let mut reqs = Requirements::new();
-    reqs.add(labels::CAPACITY_TYPE, ValueSet::one_of([CapacityType::OnDemand.as_str()]));
-    pool.requirements = reqs;
-    BTreeMap::from([("default".to_string(), pool)])
 }
 
 fn deployment(name: &str, replicas: i32, cpu_millis: i64, do_not_disrupt: bool) -> apps::Deployment {
@@ -226,6 +202,11 @@ impl Run {
         let spec = ProvisionerSpec {
             consolidation: Some(provisioner::Consolidation { enabled: Some(s.consolidation) }),
             ttl_seconds_after_empty: (!s.consolidation).then_some(30),
+            requirements: Some(vec![k8s_openapi::api::core::v1::NodeSelectorRequirement {
+                key: labels::CAPACITY_TYPE.into(),
+                operator: "In".into(),
+                values: Some(vec![CapacityType::OnDemand.as_str().into()]),
+            }]),
             ttl_seconds_until_expired: s.expire_after,
             disruption: Some(provisioner::Disruption {
                 budgets: Some(vec![provisioner::Budget {
@@ -335,7 +316,8 @@ async fn run_one(seed: u64, duration: SignedDuration) -> Option<usize> {
     let setup = random_setup(&mut rng);
     let run = Run::new(setup.clone(), seed).await?;
     let fail = |what: String| -> ! { panic!("seed {seed}: {what}\nsetup: {setup:?}") };
-    let pools = pools(&run.catalog);
+    let (pools, errors) = disruption::pools(&run.api.snapshot(), &run.catalog);
+    assert!(errors.is_empty(), "{errors:?}");
     let mut disruption = Disruption::new(run.cloud.clone(), run.kube.clone(), DisruptionMetrics::default());
     let mut terminator = Terminator::new(run.cloud.clone(), run.kube.clone(), TerminationMetrics::default());
     let mut gc = GarbageCollector::new(run.cloud.clone(), run.kube.clone());

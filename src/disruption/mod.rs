@@ -26,7 +26,11 @@ pub use self::{
     metrics::DisruptionMetrics,
     settings::Settings,
 };
-use crate::{scheduling::NewClaim, state::Snapshot};
+use crate::{
+    cloud::Catalog,
+    scheduling::{NewClaim, NodePoolTemplate, PoolUsage},
+    state::Snapshot,
+};
 
 /// Pods and prices may change between deciding and acting: a command is re-planned after this long.
 pub const VALIDATION_DELAY: SignedDuration = SignedDuration::from_secs(15);
@@ -110,6 +114,22 @@ pub fn settings(snap: &Snapshot) -> (BTreeMap<String, Settings>, Vec<Error>) {
         match Settings::from_provisioner(p) {
             Ok(s) => _ = out.insert(p.name_any(), s),
             Err(e) => errors.push(e),
+        }
+    }
+    (out, errors)
+}
+
+/// The pools replacements may come from, built as the provisioner builds them. Limits are not charged: a
+/// replacement takes the place of capacity it removes. Provisioners whose spec is invalid are left out and
+/// their errors returned.
+pub fn pools(snap: &Snapshot, catalog: &Catalog) -> (BTreeMap<String, NodePoolTemplate>, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    for p in snap.provisioners.values().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+        let template = p.spec.provider_ref.as_ref().and_then(|r| snap.node_templates.get(&r.name));
+        match NodePoolTemplate::from_provisioner(p, template.map(|t| &**t), catalog, PoolUsage::default()) {
+            Ok(pool) => _ = out.insert(p.name_any(), pool),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     (out, errors)

@@ -370,3 +370,29 @@ fn validation_drops_a_command_the_cluster_no_longer_supports() {
     w.history.observe(&snap, at(70));
     assert!(validate(&w.ctx(&snap, &settings, at(75)), &cmd).is_none());
 }
+
+#[test]
+fn pools_are_built_from_provisioners_and_bad_ones_are_reported() {
+    let good = provisioner("default", true, |s| {
+        s.requirements = Some(vec![k8s_openapi::api::core::v1::NodeSelectorRequirement {
+            key: labels::INSTANCE_TYPE.into(),
+            operator: "In".into(),
+            values: Some(vec!["m5.large".into()]),
+        }])
+    });
+    let bad = provisioner("bad", true, |s| {
+        s.requirements = Some(vec![k8s_openapi::api::core::v1::NodeSelectorRequirement {
+            key: labels::INSTANCE_TYPE.into(),
+            operator: "Near".into(),
+            values: None,
+        }])
+    });
+    let snap =
+        Snapshot::from_objects([Object::Provisioner(Arc::new(good)), Object::Provisioner(Arc::new(bad))]);
+    let (pools, errors) = pools(&snap, &fixtures::catalog());
+    assert_eq!(pools.keys().collect::<Vec<_>>(), ["default"]);
+    let names: Vec<&str> =
+        pools["default"].instance_types.iter().map(|t| t.instance_type.name.as_str()).collect();
+    assert_eq!(names, ["m5.large"]);
+    assert!(errors.len() == 1 && errors[0].contains("bad"), "{errors:?}");
+}
