@@ -14,6 +14,7 @@ pub mod config;
 pub mod disruption;
 pub mod interruption;
 pub mod leader;
+pub mod manifest;
 pub mod model;
 pub mod proportional;
 pub mod provisioning;

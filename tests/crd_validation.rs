@@ -231,6 +231,26 @@ fn weight_and_kubelet_rules_are_enforced_by_cel() {
         &with(|s| s.kubelet_configuration.get_or_insert_default().eviction_soft_grace_period = None),
         &["every evictionSoft signal needs an evictionSoftGracePeriod"],
     );
+    assert_cel_rejects(
+        &with(|s| s.kubelet_configuration.get_or_insert_default().eviction_soft = None),
+        &["every evictionSoftGracePeriod signal needs an evictionSoft threshold"],
+    );
+    assert_cel_rejects(
+        &with(|s| {
+            s.kubelet_configuration.get_or_insert_default().eviction_hard =
+                Some(BTreeMap::from([("memory.free".into(), "1Gi".into())]))
+        }),
+        &["keys must be one of memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, \
+           imagefs.inodesFree, pid.available"],
+    );
+    assert_cel_rejects(
+        &with(|s| {
+            s.provider = Some(serde_json::json!({"subnetSelector": {"a": "b"}}));
+            s.provider_ref =
+                Some(ballast::api::provisioner::ProviderRef { name: "default".into(), ..Default::default() });
+        }),
+        &["provider and providerRef are mutually exclusive"],
+    );
 }
 
 #[track_caller]
@@ -290,7 +310,13 @@ fn every_rule_is_present_in_the_generated_schema() {
             .unwrap_or_default()
     };
     let props = &spec["properties"];
-    assert_eq!(rules(spec), ["consolidation.enabled and ttlSecondsAfterEmpty are mutually exclusive"]);
+    assert_eq!(
+        rules(spec),
+        [
+            "consolidation.enabled and ttlSecondsAfterEmpty are mutually exclusive",
+            "provider and providerRef are mutually exclusive"
+        ]
+    );
     assert_eq!(props["ttlSecondsAfterEmpty"]["minimum"], 0.0);
     assert_eq!(rules(&props["ttlSecondsAfterEmpty"]), ["ttlSecondsAfterEmpty must be non-negative"]);
     assert_eq!(props["ttlSecondsUntilExpired"]["minimum"], 0.0);
@@ -518,4 +544,55 @@ fn node_claim_rules() {
     assert!(
         validate_node_claim(&bad_request).unwrap_err().to_string().contains("spec.resources.requests[cpu]")
     );
+}
+
+/// Every rule compiles and stays within the API server's cost budget
+/// by kube-cel's static estimate (lists and maps that rules iterate carry maxItems / maxProperties bounds).
+#[test]
+fn every_rule_compiles_and_stays_within_the_cost_budget() {
+    use kube::core::cel::{ScopeContext, WarningKind, analyze_rule, compile_schema};
+
+    fn visit(node: &Value, path: &str, seen: &mut usize) {
+        if let Some(rules) = node.get("x-kubernetes-validations").and_then(Value::as_array) {
+            let compiled = compile_schema(node);
+            for result in &compiled.validations {
+                assert!(result.is_ok(), "rule at {path} fails to compile: {result:?}");
+            }
+            for rule in rules {
+                let rule = rule["rule"].as_str().unwrap();
+                let warnings: Vec<_> = analyze_rule(rule, &compiled, ScopeContext::CrdValidation)
+                    .into_iter()
+                    // Scope warnings are skipped: kube-cel reports comprehension variables (`k` in
+                    // `self.all(k, …)`) as out of scope.
+                    .filter(|w| w.kind == WarningKind::CostExceeded)
+                    .collect();
+                assert!(warnings.is_empty(), "rule at {path}: {warnings:?}");
+                *seen += 1;
+            }
+        }
+        match node {
+            Value::Object(map) => map.iter().for_each(|(k, v)| visit(v, &format!("{path}/{k}"), seen)),
+            Value::Array(items) => {
+                items.iter().enumerate().for_each(|(i, v)| visit(v, &format!("{path}/{i}"), seen))
+            }
+            _ => {}
+        }
+    }
+    let mut seen = 0;
+    for (name, crd) in ballast::api::crds::crd_files() {
+        let crd = serde_json::to_value(crd).unwrap();
+        visit(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], &name, &mut seen);
+    }
+    assert!(seen >= 30, "only {seen} rules found");
+}
+
+#[test]
+fn oversized_lists_and_maps_are_rejected() {
+    let p = with(|s| {
+        s.requirements =
+            Some((0..101).map(|i| requirement(&format!("example.com/k{i}"), "Exists", &[])).collect())
+    });
+    assert_problem(&p, "spec.requirements", "must have at most 100 items");
+    let p = with(|s| s.labels = Some((0..101).map(|i| (format!("k{i}"), "v".to_string())).collect()));
+    assert_problem(&p, "spec.labels", "must have at most 100 items");
 }

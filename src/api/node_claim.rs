@@ -14,6 +14,8 @@ use super::{
     rules::{self, rule},
 };
 
+// Several printer columns share `type_ = "string"`, which clippy mistakes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Deserialize, Serialize, KubeSchema)]
 #[kube(
     group = "ballast.dev",
@@ -22,6 +24,7 @@ use super::{
     status = "NodeClaimStatus",
     shortname = "nc",
     doc = "ballast's durable record of one node it launched or is launching.",
+    derive = "PartialEq",
     cel,
     printcolumn(name = "Type", type_ = "string", json_path = ".status.instanceType"),
     printcolumn(name = "Zone", type_ = "string", json_path = ".status.zone"),

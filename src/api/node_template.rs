@@ -20,6 +20,7 @@ use super::{
     status = "NodeTemplateStatus",
     shortname = "nt",
     doc = "AWS settings for the nodes ballast launches (Karpenter's AWSNodeTemplate).",
+    derive = "PartialEq",
     cel,
     printcolumn(name = "AMIFamily", type_ = "string", json_path = ".spec.amiFamily"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -61,7 +62,7 @@ pub struct NodeTemplateSpec {
     /// `karpenter.sh/provisioner-name`, `karpenter.sh/managed-by`, `ballast.dev/*`) cannot be overridden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = rule(
-        "self.all(k, !k.matches('^kubernetes[.]io/cluster/') && !k.startsWith('ballast.dev/') && \
+        "self.all(k, !k.startsWith('kubernetes.io/cluster/') && !k.startsWith('ballast.dev/') && \
          !(k in ['karpenter.sh/provisioner-name', 'karpenter.sh/managed-by']))",
         "tag keys kubernetes.io/cluster/*, karpenter.sh/provisioner-name, karpenter.sh/managed-by and \
          ballast.dev/* are restricted",

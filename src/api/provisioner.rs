@@ -21,6 +21,7 @@ use super::{
     status = "ProvisionerStatus",
     shortname = "prov",
     doc = "What nodes ballast may launch for pending pods, and how they are disrupted.",
+    derive = "PartialEq",
     cel,
     printcolumn(name = "Weight", type_ = "integer", json_path = ".spec.weight"),
     printcolumn(name = "Consolidation", type_ = "boolean", json_path = ".spec.consolidation.enabled"),
@@ -30,6 +31,10 @@ use super::{
     "!(has(self.ttlSecondsAfterEmpty) && has(self.consolidation) && has(self.consolidation.enabled) && \
      self.consolidation.enabled)",
     "consolidation.enabled and ttlSecondsAfterEmpty are mutually exclusive",
+))]
+#[x_kube(validation = rule(
+    "!(has(self.provider) && has(self.providerRef))",
+    "provider and providerRef are mutually exclusive",
 ))]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisionerSpec {
@@ -122,6 +127,11 @@ pub struct Consolidation {
     "!has(self.evictionSoft) || self.evictionSoft.all(k, has(self.evictionSoftGracePeriod) && \
      k in self.evictionSoftGracePeriod)",
     "every evictionSoft signal needs an evictionSoftGracePeriod",
+))]
+#[x_kube(validation = rule(
+    "!has(self.evictionSoftGracePeriod) || self.evictionSoftGracePeriod.all(k, has(self.evictionSoft) && \
+     k in self.evictionSoft)",
+    "every evictionSoftGracePeriod signal needs an evictionSoft threshold",
 ))]
 #[x_kube(validation = rule(
     "!has(self.imageGCHighThresholdPercent) || !has(self.imageGCLowThresholdPercent) || \

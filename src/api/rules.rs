@@ -34,6 +34,11 @@ pub const BUDGET_NODES_PATTERN: &str = r"^((100|[0-9]{1,2})%|[0-9]+)$";
 /// Five cron fields or a `@daily`-style macro (Karpenter v1's schedule pattern).
 pub const SCHEDULE_PATTERN: &str =
     r"^(@(annually|yearly|monthly|weekly|daily|midnight|hourly))|((.+)\s(.+)\s(.+)\s(.+)\s(.+))$";
+/// Upper bounds on lists and maps that CEL rules iterate, so the API server's cost estimate stays bounded.
+pub const MAX_REQUIREMENTS: usize = 100;
+pub const MAX_LABELS: usize = 100;
+/// A qualified name: a 253-character DNS subdomain prefix, `/`, and a 63-character name.
+pub const MAX_LABEL_KEY_LENGTH: usize = 317;
 /// A label value (`validation.IsValidLabelValue`): empty, or alphanumerics with `-`, `_`, `.` inside.
 pub const LABEL_VALUE_PATTERN: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
 /// An eviction threshold: a quantity or a percentage.
@@ -84,11 +89,11 @@ pub fn restricted_domain_of(key: &str) -> Option<&'static str> {
     labels::RESTRICTED_LABEL_DOMAINS.iter().copied().find(|restricted| in_domain(domain, restricted))
 }
 
-/// A CEL regex (RE2) matching keys whose domain is `domain` or a subdomain of it. `[.]` instead of `\.`
-/// keeps the rule free of escapes in YAML.
-fn domain_regex(domains: &[&str]) -> String {
-    let alternatives: Vec<String> = domains.iter().map(|d| d.replace('.', "[.]")).collect();
-    format!("^([^/]*[.])?({})/", alternatives.join("|"))
+/// CEL condition: the domain of label key `var` is `domain` or one of its subdomains. A qualified name has at
+/// most one `/`, so `.domain/` can only occur at the end of the prefix. String functions rather than
+/// `matches()`: a regex is compiled on every evaluation, once per key and rule.
+fn in_domain_condition(var: &str, domain: &str) -> String {
+    format!("({var}.startsWith('{domain}/') || {var}.contains('.{domain}/'))")
 }
 
 fn cel_list(items: &[String]) -> String {
@@ -102,19 +107,21 @@ fn restricted_message(domain: &str) -> String {
 
 /// CEL condition: label key `var` is not in restricted `domain` (allowed exceptions and `exempt` keys pass).
 fn key_allowed_condition(var: &str, domain: &str, exempt: &[String]) -> String {
-    let allowed = format!("{var}.matches('{}')", domain_regex(labels::ALLOWED_LABEL_DOMAINS));
-    let restricted = format!("!{var}.matches('{}')", domain_regex(&[domain]));
+    let mut alternatives = Vec::new();
     let exempt: Vec<String> =
         exempt.iter().filter(|k| restricted_domain_of(k) == Some(domain)).cloned().collect();
-    if exempt.is_empty() {
-        format!("{allowed} || {restricted}")
-    } else {
-        format!("{var} in {} || {allowed} || {restricted}", cel_list(&exempt))
+    if !exempt.is_empty() {
+        alternatives.push(format!("{var} in {}", cel_list(&exempt)));
     }
+    for allowed in labels::ALLOWED_LABEL_DOMAINS {
+        alternatives.push(in_domain_condition(var, allowed));
+    }
+    alternatives.push(format!("!{}", in_domain_condition(var, domain)));
+    alternatives.join(" || ")
 }
 
 /// Rules for a `labels` map: no key in a restricted domain, one rule (and message) per domain.
-pub fn label_map_rules() -> Vec<Rule> {
+fn label_map_rules() -> Vec<Rule> {
     labels::RESTRICTED_LABEL_DOMAINS
         .iter()
         .map(|domain| {
@@ -131,6 +138,7 @@ pub fn labels_schema(_: &mut SchemaGenerator) -> Schema {
     let map = json!({
         "type": "object",
         "additionalProperties": { "type": "string", "maxLength": 63, "pattern": LABEL_VALUE_PATTERN },
+        "maxProperties": MAX_LABELS,
         "x-kubernetes-validations": rules_json(label_map_rules()),
     });
     Schema::try_from(map).expect("labels schema is an object")
@@ -187,11 +195,14 @@ fn requirement_list_schema(generator: &mut SchemaGenerator, restrict_keys: bool)
     let mut item = serde_json::to_value(NodeSelectorRequirement::json_schema(generator))
         .expect("requirement schema serializes to JSON");
     item["properties"]["operator"]["enum"] = enum_json(OPERATORS);
+    // Bounds keep the API server's static CEL cost estimate within budget (the same bounds Karpenter uses).
+    item["properties"]["key"]["maxLength"] = json!(MAX_LABEL_KEY_LENGTH);
+    item["properties"]["values"]["items"]["maxLength"] = json!(63);
     if restrict_keys {
         item["properties"]["key"]["x-kubernetes-validations"] = rules_json(requirement_key_rules());
     }
     item["x-kubernetes-validations"] = rules_json(requirement_rules());
-    let list = json!({ "type": "array", "items": item });
+    let list = json!({ "type": "array", "maxItems": MAX_REQUIREMENTS, "items": item });
     Schema::try_from(list).expect("requirement list schema is an object")
 }
 
@@ -214,12 +225,13 @@ pub fn taints_schema(generator: &mut SchemaGenerator) -> Schema {
 }
 
 /// A string → string map whose values match `pattern` and whose keys are among `keys` (when given).
-pub fn string_map_schema(pattern: &str, keys: Option<&[&str]>) -> Schema {
+fn string_map_schema(pattern: &str, keys: Option<&[&str]>) -> Schema {
     let mut map = json!({
         "type": "object",
         "additionalProperties": { "type": "string", "pattern": pattern },
     });
     if let Some(keys) = keys {
+        map["maxProperties"] = json!(keys.len());
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
         map["x-kubernetes-validations"] = rules_json(vec![rule(
             format!("self.all(k, k in {})", cel_list(&keys)),

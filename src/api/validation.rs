@@ -1,13 +1,21 @@
 //! Client-side validation of ballast's CRDs, so `simulate` and `plan` reject a bad manifest before any loop
 //! sees it. Three layers, in the order the API server applies them:
 //! 1. the OpenAPI constraints of the generated schema (enum, minimum/maximum, pattern, lengths, required),
-//! 2. the CEL `x-kubernetes-validations`, evaluated by kube's `validate_cel()` with the server's messages,
+//! 2. the CEL `x-kubernetes-validations` with the server's messages: the rules the generated `validate_cel()`
+//!    runs, through the same kube-cel validator, but compiled once per CRD instead of on every call,
 //! 3. checks CEL cannot express: quantities that must parse, label key syntax, cron schedules.
 
-use std::{collections::BTreeMap, fmt};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    sync::LazyLock,
+};
 
 use k8s_openapi::api::core::v1::Taint;
-use kube::{CustomResourceExt, ResourceExt, core::cel::ValidationErrors};
+use kube::{
+    CustomResourceExt, ResourceExt,
+    core::cel::{CompiledSchema, Validator, compile_schema},
+};
 use regex::Regex;
 use serde_json::Value;
 
@@ -71,9 +79,11 @@ impl Report {
     }
 }
 
+/// Validates a Provisioner as the API server would, plus quantities, label key syntax and cron schedules.
+/// The error names the object and every rejected field with its reason.
 pub fn validate_provisioner(provisioner: &Provisioner) -> Result<(), ValidationError> {
     let mut report = Report::default();
-    check_schema_and_cel::<Provisioner>(provisioner, provisioner.validate_cel(), &mut report);
+    PROVISIONER_CRD.check(provisioner, &mut report);
     let spec = &provisioner.spec;
     for (key, _) in spec.labels.iter().flatten() {
         check_qualified_name(&format!("spec.labels[{key}]"), key, &mut report);
@@ -118,9 +128,10 @@ pub fn validate_provisioner(provisioner: &Provisioner) -> Result<(), ValidationE
     report.finish("Provisioner", provisioner.name_any())
 }
 
+/// Validates a NodeTemplate as the API server would, plus block device volume sizes.
 pub fn validate_node_template(template: &NodeTemplate) -> Result<(), ValidationError> {
     let mut report = Report::default();
-    check_schema_and_cel::<NodeTemplate>(template, template.validate_cel(), &mut report);
+    NODE_TEMPLATE_CRD.check(template, &mut report);
     for (i, mapping) in template.spec.block_device_mappings.iter().flatten().enumerate() {
         if let Some(size) = mapping.ebs.as_ref().and_then(|ebs| ebs.volume_size.as_ref()) {
             let field = format!("spec.blockDeviceMappings[{i}].ebs.volumeSize");
@@ -134,9 +145,10 @@ pub fn validate_node_template(template: &NodeTemplate) -> Result<(), ValidationE
     report.finish("NodeTemplate", template.name_any())
 }
 
+/// Validates a NodeClaim as the API server would, plus requested quantities and taint syntax.
 pub fn validate_node_claim(claim: &NodeClaim) -> Result<(), ValidationError> {
     let mut report = Report::default();
-    check_schema_and_cel::<NodeClaim>(claim, claim.validate_cel(), &mut report);
+    NODE_CLAIM_CRD.check(claim, &mut report);
     check_quantities("spec.resources.requests", &claim.spec.resources.requests, &mut report);
     check_taints("spec.taints", claim.spec.taints.as_deref(), &mut report);
     check_taints("spec.startupTaints", claim.spec.startup_taints.as_deref(), &mut report);
@@ -145,20 +157,50 @@ pub fn validate_node_claim(claim: &NodeClaim) -> Result<(), ValidationError> {
 
 // === OpenAPI and CEL ===
 
-fn check_schema_and_cel<K: CustomResourceExt + serde::Serialize>(
-    object: &K,
-    cel: Result<(), ValidationErrors>,
-    report: &mut Report,
-) {
-    let crd = K::crd();
-    let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
-    let schema = serde_json::to_value(schema).expect("CRD schema serializes to JSON");
-    let value = serde_json::to_value(object).expect("custom resource serializes to JSON");
-    check_openapi(&schema, &value, "", report);
-    if let Err(errors) = cel {
-        for error in errors.as_slice() {
-            report.push(error.field_path.clone(), error.message.clone());
+/// A CRD's schema with its CEL rules and patterns compiled once: evaluating a rule is cheap, compiling it
+/// (and the regexes) is not, and `validate_cel()` recompiles on every call.
+struct CompiledCrd {
+    schema: Value,
+    cel: CompiledSchema,
+    patterns: HashMap<String, Regex>,
+}
+
+impl CompiledCrd {
+    fn of<K: CustomResourceExt>() -> Self {
+        let crd = K::crd();
+        let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
+        let schema = serde_json::to_value(schema).expect("CRD schema serializes to JSON");
+        let mut patterns = HashMap::new();
+        collect_patterns(&schema, &mut patterns);
+        Self { cel: compile_schema(&schema), schema, patterns }
+    }
+
+    fn check(&self, object: &impl serde::Serialize, report: &mut Report) {
+        let value = serde_json::to_value(object).expect("custom resource serializes to JSON");
+        check_openapi(&self.schema, &self.patterns, &value, "", report);
+        if let Err(errors) = Validator::new().validate_compiled(&self.cel, &value, None) {
+            for error in errors.as_slice() {
+                report.push(error.field_path.clone(), error.message.clone());
+            }
         }
+    }
+}
+
+static PROVISIONER_CRD: LazyLock<CompiledCrd> = LazyLock::new(CompiledCrd::of::<Provisioner>);
+static NODE_TEMPLATE_CRD: LazyLock<CompiledCrd> = LazyLock::new(CompiledCrd::of::<NodeTemplate>);
+static NODE_CLAIM_CRD: LazyLock<CompiledCrd> = LazyLock::new(CompiledCrd::of::<NodeClaim>);
+
+fn collect_patterns(schema: &Value, patterns: &mut HashMap<String, Regex>) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(pattern) = map.get("pattern").and_then(Value::as_str) {
+                let regex = Regex::new(pattern).expect("schema patterns are valid regexes");
+                patterns.insert(pattern.to_string(), regex);
+            }
+            map.values().for_each(|child| collect_patterns(child, patterns));
+        }
+        Value::Array(items) => items.iter().for_each(|child| collect_patterns(child, patterns)),
+        _ => {}
     }
 }
 
@@ -167,7 +209,13 @@ fn join(path: &str, field: &str) -> String {
 }
 
 /// The OpenAPI v3 constraints the API server checks before CEL, with its wording.
-fn check_openapi(schema: &Value, value: &Value, path: &str, report: &mut Report) {
+fn check_openapi(
+    schema: &Value,
+    patterns: &HashMap<String, Regex>,
+    value: &Value,
+    path: &str,
+    report: &mut Report,
+) {
     if value.is_null() {
         return;
     }
@@ -191,7 +239,7 @@ fn check_openapi(schema: &Value, value: &Value, path: &str, report: &mut Report)
     }
     if let Some(text) = value.as_str() {
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-            let regex = Regex::new(pattern).expect("schema patterns are valid regexes");
+            let regex = patterns.get(pattern).expect("patterns are collected from the same schema");
             if !regex.is_match(text) {
                 report.push(path, format!("Invalid value: {value}: should match '{pattern}'"));
             }
@@ -214,6 +262,11 @@ fn check_openapi(schema: &Value, value: &Value, path: &str, report: &mut Report)
         {
             report.push(path, format!("Invalid value: should have at least {min} properties"));
         }
+        if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+            && (object.len() as u64) > max
+        {
+            report.push(path, format!("Too many: {}: must have at most {max} items", object.len()));
+        }
         for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
             if let Some(key) = required.as_str()
                 && object.get(key).is_none_or(Value::is_null)
@@ -224,9 +277,9 @@ fn check_openapi(schema: &Value, value: &Value, path: &str, report: &mut Report)
         let properties = schema.get("properties").and_then(Value::as_object);
         for (key, child) in object {
             if let Some(child_schema) = properties.and_then(|p| p.get(key)) {
-                check_openapi(child_schema, child, &join(path, key), report);
+                check_openapi(child_schema, patterns, child, &join(path, key), report);
             } else if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
-                check_openapi(additional, child, &format!("{path}[{key}]"), report);
+                check_openapi(additional, patterns, child, &format!("{path}[{key}]"), report);
             }
         }
     }
@@ -236,9 +289,14 @@ fn check_openapi(schema: &Value, value: &Value, path: &str, report: &mut Report)
         {
             report.push(path, format!("Invalid value: should have at least {min} items"));
         }
+        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+            && (items.len() as u64) > max
+        {
+            report.push(path, format!("Too many: {}: must have at most {max} items", items.len()));
+        }
         if let Some(item_schema) = schema.get("items") {
             for (i, item) in items.iter().enumerate() {
-                check_openapi(item_schema, item, &format!("{path}[{i}]"), report);
+                check_openapi(item_schema, patterns, item, &format!("{path}[{i}]"), report);
             }
         }
     }
@@ -267,19 +325,21 @@ fn check_taints(field: &str, taints: Option<&[Taint]>, report: &mut Report) {
 /// `validation.IsQualifiedName`: an optional DNS-1123 subdomain prefix and `/`, then a name of at most 63
 /// characters made of alphanumerics, `-`, `_` and `.`, starting and ending with an alphanumeric.
 fn check_qualified_name(field: &str, key: &str, report: &mut Report) {
-    let name_regex = Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").expect("valid regex");
-    let prefix_regex = Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-        .expect("valid regex");
+    static NAME: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").expect("valid regex"));
+    static PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").expect("valid regex")
+    });
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
     if let Some(prefix) = prefix
-        && (prefix.len() > 253 || !prefix_regex.is_match(prefix))
+        && (prefix.len() > 253 || !PREFIX.is_match(prefix))
     {
         report.push(field, format!("{key:?}: prefix part must be a lowercase DNS-1123 subdomain"));
     }
-    if name.len() > 63 || !name_regex.is_match(name) {
+    if name.len() > 63 || !NAME.is_match(name) {
         report.push(
             field,
             format!(
@@ -291,9 +351,10 @@ fn check_qualified_name(field: &str, key: &str, report: &mut Report) {
 }
 
 fn check_label_values(field: &str, values: &[String], report: &mut Report) {
-    let regex = Regex::new(rules::LABEL_VALUE_PATTERN).expect("valid regex");
+    static LABEL_VALUE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(rules::LABEL_VALUE_PATTERN).expect("valid regex"));
     for value in values {
-        if value.len() > 63 || !regex.is_match(value) {
+        if value.len() > 63 || !LABEL_VALUE.is_match(value) {
             report.push(
                 field,
                 format!(
@@ -408,7 +469,9 @@ mod tests {
         let value =
             serde_json::json!({"weight": 0, "family": "Gentoo", "nodes": "101%", "list": [{"n": -1}]});
         let mut report = Report::default();
-        check_openapi(&schema, &value, "spec", &mut report);
+        let mut patterns = HashMap::new();
+        collect_patterns(&schema, &mut patterns);
+        check_openapi(&schema, &patterns, &value, "spec", &mut report);
         let fields: Vec<&str> = report.0.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["spec.name", "spec.family", "spec.list[0].n", "spec.nodes", "spec.weight"]);
         assert_eq!(report.0[0].reason, "Required value");
