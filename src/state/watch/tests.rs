@@ -148,3 +148,64 @@ async fn run_survives_watch_errors() {
     assert!(cluster.synced());
     assert_eq!(cluster.snapshot().keys(Kind::Node), ["n1", "n2"]);
 }
+
+/// Answers the watches' list requests from a mock API server (one Node, everything else empty) and parks
+/// their watch requests, until the index is synced.
+#[tokio::test]
+async fn spawn_lists_every_kind_into_the_index() {
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    let (service, mut server) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let cluster = Cluster::new();
+    let tasks = spawn(kube::Client::new(service, "default"), &cluster, &WatchOptions::default());
+    assert_eq!(tasks.iter().map(|(kind, _)| *kind).collect::<Vec<_>>(), Kind::ALL);
+    assert!(!cluster.synced(), "every kind is registered before its watch starts");
+
+    let mut lists = Vec::new();
+    let mut parked_watches = Vec::new();
+    let serve = async {
+        while !cluster.synced() {
+            let (request, respond) = server.next_request().await.expect("watch tasks stopped calling");
+            let uri = request.uri().to_string();
+            if uri.contains("watch=true") {
+                parked_watches.push(respond);
+                continue;
+            }
+            let items = if uri.starts_with("/api/v1/nodes?") {
+                vec![serde_json::to_value(mk_node("n1", "2")).unwrap()]
+            } else {
+                vec![]
+            };
+            let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items});
+            respond.send_response(Response::new(Body::from(serde_json::to_vec(&list).unwrap())));
+            lists.push(uri);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), serve).await.expect("index never synced");
+
+    assert_eq!(cluster.snapshot().keys(Kind::Node), ["n1"]);
+    lists.sort();
+    let paths: Vec<&str> = lists.iter().map(|u| u.split('?').next().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/configmaps",
+            "/api/v1/nodes",
+            "/api/v1/persistentvolumeclaims",
+            "/api/v1/persistentvolumes",
+            "/api/v1/pods",
+            "/apis/apps/v1/daemonsets",
+            "/apis/ballast.dev/v1alpha1/nodeclaims",
+            "/apis/ballast.dev/v1alpha1/nodetemplates",
+            "/apis/ballast.dev/v1alpha1/provisioners",
+            "/apis/policy/v1/poddisruptionbudgets",
+            "/apis/storage.k8s.io/v1/storageclasses",
+        ]
+    );
+    let pods = lists.iter().find(|u| u.starts_with("/api/v1/pods?")).unwrap();
+    assert!(pods.contains("fieldSelector=status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed"), "{pods}");
+    for (_, task) in tasks {
+        task.abort();
+    }
+}
