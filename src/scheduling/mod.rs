@@ -4,6 +4,9 @@
 pub mod allocatable;
 pub mod bound;
 pub mod classes;
+pub mod estimate;
+#[cfg(test)]
+mod proptests;
 pub mod requirements;
 pub mod selectors;
 #[cfg(test)]
@@ -14,6 +17,7 @@ pub mod template;
 pub mod topology;
 
 pub use classes::VolumeTopology;
+pub use estimate::{Estimate, NodeGroupTemplate, estimate};
 pub use requirements::{Requirements, ValueSet};
 pub use solver::{ExistingNode, NewClaim, Placement, Results, SolveInput, solve};
 pub use template::{NodePoolTemplate, PoolInstanceType, PoolUsage};

@@ -1085,6 +1085,9 @@ impl<'a> State<'a> {
                     PoolFailure::Requirement(r) => format!("Provisioner {p} cannot satisfy {r}"),
                     PoolFailure::Topology(t) => format!("{t} on Provisioner {p}"),
                     PoolFailure::Resources(r) => format!("no instance type of Provisioner {p} satisfies {r}"),
+                    PoolFailure::Limits(r) if r == NODES_LIMIT => {
+                        format!("Provisioner {p} reached its node limit")
+                    }
                     PoolFailure::Limits(r) => {
                         format!("no instance type satisfies {r} within Provisioner {p} limits")
                     }
@@ -1224,7 +1227,9 @@ fn describe_limit(requests: &Resources, keys: &BTreeSet<String>) -> String {
         .filter(|k| requests.get(k) > 0)
         .map(|k| format!("{k}={}", format_quantity(k, requests.get(k))))
         .collect();
-    if named.is_empty() {
+    if keys.len() == 1 && keys.contains(NODES_LIMIT) {
+        NODES_LIMIT.to_string()
+    } else if named.is_empty() {
         format!("{requests} (limited: {})", keys.iter().cloned().collect::<Vec<_>>().join(", "))
     } else {
         named.join(", ")
