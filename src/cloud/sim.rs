@@ -131,6 +131,8 @@ struct State {
     offering_interruptions: Vec<(OfferingKey, Timestamp)>,
     /// Delivered and not yet acknowledged, oldest first.
     notices: VecDeque<InterruptionNotice>,
+    /// Insufficient-capacity failures not yet taken, with when they happened.
+    capacity_errors: Vec<(OfferingKey, Timestamp)>,
 }
 
 /// Simulated EC2 over a [`Catalog`], driven by an injected clock.
@@ -151,6 +153,7 @@ impl SimCloud {
             instance_interruptions: BTreeMap::new(),
             offering_interruptions: Vec::new(),
             notices: VecDeque::new(),
+            capacity_errors: Vec::new(),
         };
         Self { catalog, clock, config, state: Mutex::new(state) }
     }
@@ -196,6 +199,24 @@ impl SimCloud {
     /// Removes the notices for the instance (an SQS delete).
     pub fn acknowledge_interruption(&self, instance_id: &str) {
         self.state.lock().notices.retain(|n| n.instance_id != instance_id);
+    }
+
+    /// The earliest time after which [`Self::poll`] has something to report: a registration, an
+    /// interruption notice or a reclaim. Lets the simulator skip quiet stretches of virtual time.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        let state = self.state.lock();
+        let delay = self.config.launch_delay + self.config.registration_delay;
+        let registrations =
+            state.instances.values().filter(|s| !s.registered).map(|s| s.instance.launched_at + delay);
+        let reclaims = state.instances.values().filter_map(|s| s.reclaim_at);
+        let notices = state.instance_interruptions.values().copied();
+        let offering_notices = state.offering_interruptions.iter().map(|(_, at)| *at);
+        registrations.chain(reclaims).chain(notices).chain(offering_notices).min()
+    }
+
+    /// Launch failures for lack of capacity since the last call, in call order, with when they happened.
+    pub fn take_capacity_errors(&self) -> Vec<(OfferingKey, Timestamp)> {
+        std::mem::take(&mut self.state.lock().capacity_errors)
     }
 
     /// Advances the simulated cloud to the clock's `now` and reports what became due, in time order within
@@ -372,6 +393,7 @@ impl CloudProvider for SimCloud {
             let key = OfferingKey::of(&option);
             if state.outages.iter().any(|o| o.offering == key && o.active(now)) {
                 state.unavailable.insert(key.clone(), now + UNAVAILABLE_TTL);
+                state.capacity_errors.push((key.clone(), now));
                 tried.push((key.instance_type, key.zone, key.capacity_type));
                 continue;
             }
@@ -583,6 +605,8 @@ pub(crate) mod tests {
         assert!(matches!(&err, CloudError::InsufficientCapacity { offerings }
             if offerings == &[("c5.large".to_string(), "us-east-1a".to_string(), CapacityType::OnDemand)]));
         assert!(err.is_retryable());
+        assert_eq!(cloud.take_capacity_errors(), [(od.clone(), start())]);
+        assert!(cloud.take_capacity_errors().is_empty(), "reported once");
 
         let available = |c: &Catalog| {
             c.get("c5.large")
@@ -623,12 +647,14 @@ pub(crate) mod tests {
         let (cloud, clock) = cloud(1);
         let inst = cloud.create(&request("a", &[CapacityType::OnDemand])).await.unwrap();
         assert_eq!(inst.state, InstanceState::Pending);
+        assert_eq!(cloud.next_due(), Some(start() + SignedDuration::from_secs(35)));
         clock.advance(SignedDuration::from_secs(5));
         assert!(cloud.poll().registered.is_empty());
         assert_eq!(cloud.get(&inst.provider_id).await.unwrap().state, InstanceState::Running);
         clock.advance(SignedDuration::from_secs(30));
         let events = cloud.poll();
         assert_eq!(events.registered.iter().map(|i| &i.id).collect::<Vec<_>>(), [&inst.id]);
+        assert_eq!(cloud.next_due(), None);
         assert!(cloud.poll().registered.is_empty(), "registers once");
     }
 

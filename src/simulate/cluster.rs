@@ -23,7 +23,7 @@ use crate::{
     api::{NodeClaim, NodeClaimStatus, labels},
     clock::Clock,
     cloud::{Catalog, Instance},
-    model::{Node, OwnerRef, Pod, PodPhase, Taint},
+    model::{DaemonSet, Node, OwnerRef, Pod, PodPhase, Taint},
     resources::Resources,
     scheduling::{
         self, ExistingNode, Placement, SolveInput,
@@ -61,6 +61,9 @@ struct ApiState {
     next_uid: u64,
     /// `namespace/name`.
     deployments: BTreeMap<String, Deployment>,
+    /// (daemonset key, node) → the object versions found not to fit, so each pair is checked once per
+    /// version. Holding the Arcs keeps their identity unique.
+    daemonset_misfits: BTreeMap<(String, String), (Arc<DaemonSet>, Arc<Node>)>,
     events: Vec<EventRecord>,
 }
 
@@ -83,6 +86,7 @@ impl SimApi {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6b75_6265),
             next_uid: 0,
             deployments: BTreeMap::new(),
+            daemonset_misfits: BTreeMap::new(),
             events: Vec::new(),
         };
         Self { index, clock, state: Mutex::new(state) }
@@ -257,6 +261,16 @@ impl SimApi {
                 }) {
                     continue;
                 }
+                let pair = (format!("{}/{}", ds.namespace, ds.name), node.name.clone());
+                if self
+                    .state
+                    .lock()
+                    .daemonset_misfits
+                    .get(&pair)
+                    .is_some_and(|(d, n)| Arc::ptr_eq(d, ds) && Arc::ptr_eq(n, node))
+                {
+                    continue;
+                }
                 let mut pod = ds.template.clone();
                 {
                     let mut state = self.state.lock();
@@ -275,6 +289,8 @@ impl SimApi {
                     == Some(&Placement::Existing(node.name.clone()))
                 {
                     self.index.apply(Object::Pod(Arc::new(bound(&pod, &node.name))));
+                } else {
+                    self.state.lock().daemonset_misfits.insert(pair, (ds.clone(), node.clone()));
                 }
             }
         }
@@ -606,5 +622,202 @@ impl SimApi {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+    use kube::ResourceExt;
+
+    use super::*;
+    use crate::{
+        clock::ManualClock,
+        cloud::{CapacityType, InstanceState},
+    };
+
+    fn start() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn api() -> (SimApi, ManualClock) {
+        let clock = ManualClock::new(start());
+        (SimApi::new(state::Cluster::new(), Arc::new(clock.clone()), 1), clock)
+    }
+
+    fn deployment(replicas: i32) -> apps::Deployment {
+        serde_yaml_ng::from_str(&format!(
+            "metadata: {{name: web, namespace: default}}\n\
+             spec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    \
+             metadata: {{labels: {{app: web}}}}\n    \
+             spec: {{containers: [{{name: c, image: pause, resources: {{requests: {{cpu: '1'}}}}}}]}}\n"
+        ))
+        .unwrap()
+    }
+
+    fn web_pods(api: &SimApi) -> Vec<Arc<Pod>> {
+        api.snapshot().pods.values().filter(|p| p.name.starts_with("web-")).cloned().collect()
+    }
+
+    fn instance(claim: &str, instance_type: &str) -> Instance {
+        Instance {
+            id: "i-0123".into(),
+            provider_id: "aws:///us-east-1b/i-0123".into(),
+            instance_type: instance_type.into(),
+            zone: "us-east-1b".into(),
+            capacity_type: CapacityType::Spot,
+            price: 0.05,
+            launched_at: start(),
+            state: InstanceState::Running,
+            tags: [(labels::BALLAST_NODE_CLAIM.to_string(), claim.to_string())].into(),
+        }
+    }
+
+    async fn claim(api: &SimApi) -> String {
+        let claim: NodeClaim = serde_yaml_ng::from_str(
+            "apiVersion: ballast.dev/v1alpha1\nkind: NodeClaim\nmetadata: {generateName: default-}\n\
+             spec: {provisioner: default, labels: {team: web}, taints: [{key: dedicated, value: web, effect: NoSchedule}]}\n",
+        )
+        .unwrap();
+        api.create_node_claim(&claim).await.unwrap().name_any()
+    }
+
+    #[test]
+    fn the_deployment_controller_creates_named_replicas_and_removes_pending_then_newest_first() {
+        let (api, clock) = api();
+        api.apply_deployment(&deployment(2)).unwrap();
+        api.reconcile();
+        let first = web_pods(&api);
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|p| p.name.len() == "web-".len() + 10 + 1 + 5), "{first:?}");
+        assert!(first.iter().all(|p| p.owner.as_ref().unwrap().kind == "ReplicaSet" && p.created == start()));
+
+        // One of the first two runs; two newer ones stay pending.
+        api.apply_object(Object::Pod(Arc::new(bound(&first[0], "n1"))));
+        clock.advance(SignedDuration::from_secs(10));
+        assert!(api.scale_deployment("default", "web", 4));
+        api.reconcile();
+        // The pod GC removes pods on nodes that do not exist: the bound pod goes, and is replaced.
+        assert_eq!(web_pods(&api).len(), 4);
+        assert!(web_pods(&api).iter().all(|p| p.node_name.is_none()));
+
+        let keep = web_pods(&api).into_iter().find(|p| p.created == start()).unwrap();
+        assert!(api.scale_deployment("default", "web", 1));
+        api.reconcile();
+        let left = web_pods(&api);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].name, keep.name, "the oldest pod stays");
+        assert!(!api.scale_deployment("default", "nope", 1));
+        assert!(api.delete_deployment("default", "web"));
+        assert!(web_pods(&api).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_kubelet_registers_a_node_with_labels_taints_and_allocatable() {
+        let (api, _) = api();
+        let name = claim(&api).await;
+        assert!(name.starts_with("default-") && name.len() == "default-".len() + 5, "{name}");
+        let catalog = Catalog::bundled();
+        let node_name = api.register_node(&instance(&name, "m5.large"), &catalog).unwrap();
+        let snap = api.snapshot();
+        let node = snap.nodes.get(&node_name).unwrap();
+        assert!(node.ready);
+        assert_eq!(node.provider_id.as_deref(), Some("aws:///us-east-1b/i-0123"));
+        for (k, v) in [
+            (labels::ZONE, "us-east-1b"),
+            (labels::REGION, "us-east-1"),
+            (labels::CAPACITY_TYPE, "spot"),
+            (labels::INSTANCE_TYPE, "m5.large"),
+            (labels::PROVISIONER_NAME, "default"),
+            ("team", "web"),
+            ("karpenter.k8s.aws/instance-family", "m5"),
+        ] {
+            assert_eq!(node.labels.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        assert_eq!(node.taints.len(), 1);
+        assert_eq!(node.taints[0].key, "dedicated");
+        // m5.large: 2 vCPU minus 70m kube-reserved; 29 pods.
+        assert_eq!((node.allocatable.cpu, node.allocatable.pods), (1930, 29));
+        let claim = snap.node_claims.get(&name).unwrap();
+        assert_eq!(claim.status.as_ref().unwrap().node_name.as_deref(), Some(node_name.as_str()));
+
+        api.remove_node_of(&name);
+        assert!(api.snapshot().nodes.is_empty() && api.snapshot().node_claims.is_empty());
+        assert!(api.register_node(&instance(&name, "m5.large"), &catalog).is_err(), "the claim is gone");
+    }
+
+    #[tokio::test]
+    async fn the_scheduler_binds_what_fits_and_marks_the_rest_unschedulable() {
+        let (api, _) = api();
+        let catalog = Catalog::bundled();
+        let name = claim(&api).await;
+        api.register_node(&instance(&name, "m5.large"), &catalog).unwrap();
+        // The node is tainted dedicated=web: add a toleration through the template.
+        let mut d = deployment(3);
+        d.spec.template.spec.as_mut().unwrap().tolerations = Some(vec![core::Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Exists".into()),
+            ..core::Toleration::default()
+        }]);
+        api.apply_deployment(&d).unwrap();
+        api.reconcile();
+        let bound_now = api.schedule();
+        // m5.large allocates 1930m: one `cpu: 1` pod.
+        assert_eq!(bound_now.len(), 1);
+        let pods = web_pods(&api);
+        assert_eq!(pods.iter().filter(|p| p.node_name.as_deref() == Some(name.as_str())).count(), 1);
+        assert_eq!(pods.iter().filter(|p| p.unschedulable && p.node_name.is_none()).count(), 2);
+        assert!(api.schedule().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_daemonset_controller_runs_one_pod_per_node_it_tolerates() {
+        let (api, _) = api();
+        let catalog = Catalog::bundled();
+        let name = claim(&api).await;
+        api.register_node(&instance(&name, "m5.large"), &catalog).unwrap();
+        let ds = |name: &str, tolerate: bool| -> apps::DaemonSet {
+            let tolerations = if tolerate { "tolerations: [{operator: Exists}], " } else { "" };
+            serde_yaml_ng::from_str(&format!(
+                "metadata: {{name: {name}, namespace: kube-system, creationTimestamp: '2026-01-01T00:00:00Z'}}\n\
+                 spec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    \
+                 spec: {{{tolerations}containers: [{{name: c, image: x, resources: {{requests: {{cpu: 100m}}}}}}]}}\n"
+            ))
+            .unwrap()
+        };
+        for (n, t) in [("agent", true), ("picky", false)] {
+            api.apply_object(Object::DaemonSet(Arc::new(convert::daemonset(&ds(n, t)).unwrap())));
+        }
+        api.reconcile();
+        api.reconcile();
+        let snap = api.snapshot();
+        let on_node: Vec<&Arc<Pod>> = snap.pods_on_node(&name).collect();
+        assert_eq!(on_node.len(), 1, "{on_node:?}");
+        assert!(on_node[0].name.starts_with("agent-") && on_node[0].is_daemonset_pod());
+    }
+
+    #[tokio::test]
+    async fn actuator_writes_reach_the_index() {
+        let (api, _) = api();
+        let name = claim(&api).await;
+        api.register_node(&instance(&name, "m5.large"), &Catalog::bundled()).unwrap();
+        api.cordon_node(&name).await.unwrap();
+        api.add_finalizer(&FinalizerTarget::NodeClaim(name.clone()), labels::TERMINATION_FINALIZER)
+            .await
+            .unwrap();
+        let snap = api.snapshot();
+        assert!(snap.nodes.get(&name).unwrap().unschedulable);
+        assert_eq!(
+            snap.node_claims.get(&name).unwrap().metadata.finalizers.as_deref(),
+            Some(&[labels::TERMINATION_FINALIZER.to_string()][..])
+        );
+        api.apply_deployment(&deployment(1)).unwrap();
+        let target =
+            ScaleTarget { kind: "deployment".into(), namespace: "default".into(), name: "web".into() };
+        api.set_scale(&target, 3).await.unwrap();
+        assert_eq!(api.get_scale(&target).await.unwrap(), 3);
+        assert!(matches!(api.delete_node("nope").await, Err(actuator::Error::NotFound(_))));
+        api.delete_node_claim(&name).await.unwrap();
+        assert!(api.snapshot().node_claims.is_empty());
     }
 }

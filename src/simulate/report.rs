@@ -47,6 +47,8 @@ pub enum Event {
         capacity_type: CapacityType,
         price_per_hour: f64,
     },
+    /// A launch into the offering failed for lack of capacity; it is skipped until `unavailableUntil`.
+    CapacityError { offering: String, unavailable_until: String },
     /// A NodeClaim could not be launched.
     LaunchFailed { node_claim: String, reason: String },
     /// The instance's kubelet registered the node.
@@ -61,8 +63,8 @@ pub enum Event {
         capacity_type: CapacityType,
         reason: String,
     },
-    /// The provisioner found no way to host the pod.
-    Unschedulable { pod: String, reason: String },
+    /// The provisioner found no way to host these pods, for the same reason.
+    Unschedulable { pods: Vec<String>, reason: String },
 }
 
 /// One node's life and cost.
@@ -99,6 +101,11 @@ pub struct Summary {
     pub longest_pending_pod: Option<String>,
     /// Pods the provisioner could not place, with the last reason given.
     pub unschedulable: BTreeMap<String, String>,
+    /// USD: what the cheapest fractional mix of allowed instance types would have cost for the pods that
+    /// existed at each moment (`scheduling::bound`), with no launch delays. Absent when it cannot be computed.
+    pub lower_bound_cost: Option<f64>,
+    /// `total_cost / lower_bound_cost`.
+    pub cost_vs_lower_bound: Option<f64>,
 }
 
 /// Accumulates a run's events into a [`Report`].
@@ -186,6 +193,11 @@ impl Recorder {
         self.peak_nodes = self.peak_nodes.max(self.live.len());
     }
 
+    pub fn capacity_error(&mut self, at: Timestamp, offering: String, unavailable_until: Timestamp) {
+        let unavailable_until = fmt_offset(self.offset(unavailable_until));
+        self.push(at, Event::CapacityError { offering, unavailable_until });
+    }
+
     pub fn launch_failed(&mut self, at: Timestamp, claim: &str, reason: String) {
         self.push(at, Event::LaunchFailed { node_claim: claim.to_string(), reason });
     }
@@ -231,18 +243,28 @@ impl Recorder {
         self.push(at, event);
     }
 
-    /// Records a reason when it is new for the pod; `None` clears it (the pod was placed).
-    pub fn unschedulable(&mut self, at: Timestamp, pod: &str, reason: Option<&str>) {
-        match reason {
-            None => {
-                self.unschedulable.remove(pod);
+    /// The pod was placed: forget its reason.
+    pub fn schedulable(&mut self, pod: &str) {
+        self.unschedulable.remove(pod);
+    }
+
+    /// Records the (pod, reason) pairs that are new, one event per reason.
+    pub fn unschedulable(&mut self, at: Timestamp, reasons: &[(String, String)]) {
+        let mut by_reason: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (pod, reason) in reasons {
+            if self.unschedulable.get(pod) != Some(reason) {
+                self.unschedulable.insert(pod.clone(), reason.clone());
+                by_reason.entry(reason).or_default().push(pod.clone());
             }
-            Some(reason) if self.unschedulable.get(pod).map(String::as_str) != Some(reason) => {
-                self.unschedulable.insert(pod.to_string(), reason.to_string());
-                self.push(at, Event::Unschedulable { pod: pod.to_string(), reason: reason.to_string() });
-            }
-            Some(_) => {}
         }
+        for (reason, pods) in by_reason {
+            self.push(at, Event::Unschedulable { pods, reason: reason.to_string() });
+        }
+    }
+
+    /// Forgets reasons for pods `keep` rejects (bound or deleted since).
+    pub fn retain_unschedulable(&mut self, keep: impl Fn(&str) -> bool) {
+        self.unschedulable.retain(|pod, _| keep(pod));
     }
 
     /// A pod waited `waited` before running (or until the end).
@@ -301,6 +323,7 @@ impl Event {
             Event::Step { .. } => "step",
             Event::Pods { .. } => "pods",
             Event::Launched { .. } => "launch",
+            Event::CapacityError { .. } => "no capacity",
             Event::LaunchFailed { .. } => "launch failed",
             Event::Registered { .. } => "ready",
             Event::InterruptionNotice { .. } => "interruption",
@@ -316,6 +339,9 @@ impl Event {
             Event::Launched { node_claim, instance_type, zone, capacity_type, price_per_hour } => {
                 format!("{node_claim}: {instance_type} {zone} {capacity_type} ${price_per_hour:.4}/h")
             }
+            Event::CapacityError { offering, unavailable_until } => {
+                format!("{offering} is out of capacity; skipped until {unavailable_until}")
+            }
             Event::LaunchFailed { node_claim, reason } => format!("{node_claim}: {reason}"),
             Event::Registered { node, instance_type, zone, capacity_type } => {
                 format!("node {node} ({instance_type} {zone} {capacity_type})")
@@ -326,12 +352,22 @@ impl Event {
             Event::Terminated { node, instance_type, zone, capacity_type, reason } => {
                 format!("node {node} ({instance_type} {zone} {capacity_type}): {reason}")
             }
-            Event::Unschedulable { pod, reason } => format!("{pod}: {reason}"),
+            Event::Unschedulable { pods, reason } => match pods.as_slice() {
+                [pod] => format!("{pod}: {reason}"),
+                [first, ..] => format!("{} pods ({first}, …): {reason}", pods.len()),
+                [] => reason.clone(),
+            },
         }
     }
 }
 
 impl Report {
+    /// Adds the lower bound on cost to the summary.
+    pub fn set_lower_bound(&mut self, bound: f64) {
+        self.summary.lower_bound_cost = Some(round6(bound));
+        self.summary.cost_vs_lower_bound = (bound > 0.0).then(|| round6(self.summary.total_cost / bound));
+    }
+
     /// The timeline, the nodes and the summary as readable text.
     pub fn to_text(&self) -> String {
         let mut out =
@@ -394,12 +430,22 @@ impl Report {
             ("pods running at end", s.pods_running_at_end.to_string()),
             ("pods pending at end", s.pods_pending_at_end.to_string()),
             ("longest pending", longest),
+            ("lower bound on cost", s.lower_bound_cost.map_or("-".to_string(), |b| format!("${b:.4}"))),
+            ("cost / lower bound", s.cost_vs_lower_bound.map_or("-".to_string(), |r| format!("{r:.2}"))),
         ];
         for (k, v) in rows {
             summary.add_row([Cell::new(k), Cell::new(v)]);
         }
+        let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (pod, reason) in &s.unschedulable {
-            summary.add_row([Cell::new(format!("unschedulable {pod}")), Cell::new(reason)]);
+            by_reason.entry(reason).or_default().push(pod);
+        }
+        for (reason, pods) in by_reason {
+            let label = match pods.as_slice() {
+                [pod] => format!("unschedulable {pod}"),
+                _ => format!("unschedulable ({} pods, e.g. {})", pods.len(), pods[0]),
+            };
+            summary.add_row([Cell::new(label), Cell::new(reason)]);
         }
         out.push_str(&summary.to_string());
         out.push('\n');
@@ -441,8 +487,9 @@ mod tests {
         r.pods(at(1), 0, 3);
         r.pod_waited("default/p", SignedDuration::from_secs(65));
         r.terminated(at(30), "b", "spot interruption");
-        r.unschedulable(at(2), "default/q", Some("no instance type fits"));
-        r.unschedulable(at(3), "default/q", Some("no instance type fits"));
+        let q = vec![("default/q".to_string(), "no instance type fits".to_string())];
+        r.unschedulable(at(2), &q);
+        r.unschedulable(at(3), &q);
         let report = r.finish(at(60), "test", 1, 1, 3);
 
         let kinds: Vec<&str> = report.timeline.iter().map(|e| e.event.kind()).collect();
