@@ -12,11 +12,7 @@ use std::{
 };
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::{
-    api::core::v1::{NodeSelectorRequirement, Taint as KubeTaint},
-    apimachinery::pkg::apis::meta::v1::Time,
-};
-use kube::{ResourceExt, api::ObjectMeta};
+use kube::ResourceExt;
 use tracing::{info, warn};
 
 use super::{
@@ -28,12 +24,11 @@ use super::{
 };
 use crate::{
     actuator::{Actuator, EventRecord, EventType},
-    api::{
-        Condition, NodeClaim, NodeClaimSpec, NodeClaimStatus, Quantity, labels, node_claim::ResourceRequests,
-    },
-    cloud::{CloudError, CloudProvider, Instance, LaunchRequest},
-    model::{Operator, Taint, TaintEffect},
-    scheduling::{NewClaim, NodePoolTemplate},
+    api::labels,
+    cloud::{CloudProvider, Instance},
+    model::{Taint, TaintEffect},
+    provisioning,
+    scheduling::NodePoolTemplate,
     state::Snapshot,
 };
 
@@ -216,7 +211,8 @@ impl Disruption {
         report.executed = Some(command.clone());
     }
 
-    /// Creates and launches one NodeClaim per replacement; on failure deletes what it created.
+    /// Creates and launches one NodeClaim per replacement (as the provisioner would, marked as a replacement
+    /// for the cooldown and with the NodeTemplate hash for drift); on failure deletes what it created.
     async fn launch_replacements(
         &self,
         snap: &Snapshot,
@@ -226,12 +222,19 @@ impl Disruption {
     ) -> Result<Vec<String>, String> {
         let mut names = Vec::new();
         for new in &command.replacements {
-            let claim = replacement_claim(snap, new, &command.nodes);
-            let created = self.kube.create_node_claim(&claim).await.map_err(|e| e.to_string())?;
+            let mut planned = provisioning::planned_claim(snap, new.clone());
+            let meta = &mut planned.claim.metadata;
+            let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
+            annotations.insert(REPLACEMENT_ANNOTATION.to_string(), command.nodes.join(","));
+            if let Some(t) = new.node_template.as_ref().and_then(|t| snap.node_templates.get(t)) {
+                annotations.insert(NODE_TEMPLATE_HASH_ANNOTATION.to_string(), node_template_hash(&t.spec));
+            }
+            meta.finalizers = Some(vec![labels::TERMINATION_FINALIZER.to_string()]);
+            let created = self.kube.create_node_claim(&planned.claim).await.map_err(|e| e.to_string())?;
             let name = created.name_any();
-            match self.launch(&created, new).await {
+            match provisioning::launch(&*self.cloud, &created, &planned).await {
                 Ok(instance) => {
-                    let status = launched_status(&instance, now);
+                    let status = provisioning::launched_status(&instance, now);
                     self.kube.patch_node_claim_status(&name, &status).await.map_err(|e| e.to_string())?;
                     report.launched.push((name.clone(), instance));
                     names.push(name);
@@ -245,121 +248,6 @@ impl Disruption {
             }
         }
         Ok(names)
-    }
-
-    /// Launches through the cloud, dropping offerings that report insufficient capacity.
-    async fn launch(&self, claim: &NodeClaim, new: &NewClaim) -> Result<Instance, CloudError> {
-        let mut request = LaunchRequest {
-            claim_name: claim.name_any(),
-            provisioner: claim.spec.provisioner.clone(),
-            node_template: claim.spec.node_template.clone(),
-            options: new.launch_options.clone(),
-            labels: claim.spec.labels.clone().unwrap_or_default(),
-            taints: new.taints.clone(),
-            startup_taints: new.startup_taints.clone(),
-            tags: BTreeMap::new(),
-        };
-        loop {
-            match self.cloud.create(&request).await {
-                Err(CloudError::InsufficientCapacity { offerings }) => {
-                    let before = request.options.len();
-                    request.options.retain(|o| {
-                        !offerings
-                            .iter()
-                            .any(|(t, z, c)| *t == o.instance_type && *z == o.zone && *c == o.capacity_type)
-                    });
-                    if request.options.is_empty() || request.options.len() == before {
-                        return Err(CloudError::InsufficientCapacity { offerings });
-                    }
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-/// The NodeClaim for a replacement, shaped like the provisioner's, marked as a replacement (for the
-/// cooldown) and with the NodeTemplate hash (for drift).
-fn replacement_claim(snap: &Snapshot, new: &NewClaim, replaces: &[String]) -> NodeClaim {
-    let mut claim_labels = new.labels.clone();
-    claim_labels.insert(labels::PROVISIONER_NAME.to_string(), new.pool.clone());
-    claim_labels.insert(labels::BALLAST_PROVISIONER.to_string(), new.pool.clone());
-    let mut annotations = BTreeMap::from([(REPLACEMENT_ANNOTATION.to_string(), replaces.join(","))]);
-    if let Some(t) = new.node_template.as_ref().and_then(|t| snap.node_templates.get(t)) {
-        annotations.insert(NODE_TEMPLATE_HASH_ANNOTATION.to_string(), node_template_hash(&t.spec));
-    }
-    let kube_taints = |ts: &[Taint]| -> Option<Vec<KubeTaint>> {
-        (!ts.is_empty()).then(|| {
-            ts.iter()
-                .map(|t| KubeTaint {
-                    key: t.key.clone(),
-                    value: (!t.value.is_empty()).then(|| t.value.clone()),
-                    effect: format!("{:?}", t.effect),
-                    time_added: None,
-                })
-                .collect()
-        })
-    };
-    NodeClaim {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", new.pool)),
-            labels: Some(claim_labels.clone()),
-            annotations: Some(annotations),
-            finalizers: Some(vec![labels::TERMINATION_FINALIZER.to_string()]),
-            ..ObjectMeta::default()
-        },
-        spec: NodeClaimSpec {
-            provisioner: new.pool.clone(),
-            node_template: new.node_template.clone(),
-            requirements: new
-                .requirements
-                .to_clauses()
-                .into_iter()
-                .map(|r| NodeSelectorRequirement {
-                    key: r.key,
-                    operator: operator_name(r.operator).to_string(),
-                    values: (!r.values.is_empty()).then_some(r.values),
-                })
-                .collect(),
-            resources: ResourceRequests {
-                requests: new.requests.to_quantity_map().into_iter().map(|(k, v)| (k, Quantity(v))).collect(),
-            },
-            taints: kube_taints(&new.taints),
-            startup_taints: kube_taints(&new.startup_taints),
-            labels: Some(claim_labels),
-            annotations: None,
-            kubelet: snap.provisioners.get(&new.pool).and_then(|p| p.spec.kubelet_configuration.clone()),
-        },
-        status: None,
-    }
-}
-
-fn operator_name(op: Operator) -> &'static str {
-    match op {
-        Operator::In => "In",
-        Operator::NotIn => "NotIn",
-        Operator::Exists => "Exists",
-        Operator::DoesNotExist => "DoesNotExist",
-        Operator::Gt => "Gt",
-        Operator::Lt => "Lt",
-    }
-}
-
-fn launched_status(instance: &Instance, now: Timestamp) -> NodeClaimStatus {
-    NodeClaimStatus {
-        provider_id: Some(instance.provider_id.clone()),
-        instance_type: Some(instance.instance_type.clone()),
-        zone: Some(instance.zone.clone()),
-        capacity_type: Some(instance.capacity_type.to_string()),
-        price: Some(format!("{}", instance.price)),
-        conditions: Some(vec![Condition {
-            type_: "Launched".to_string(),
-            status: "True".to_string(),
-            reason: None,
-            message: None,
-            last_transition_time: Some(Time(now)),
-        }]),
-        ..NodeClaimStatus::default()
     }
 }
 
