@@ -166,60 +166,56 @@ pub fn plan(snap: &Snapshot, catalog: &Catalog, nominations: &Nominations, _now:
             out.nominations.insert(pod.clone(), node.clone());
         }
     }
-    for new in results.new_claims {
-        let pool = pools.get(&new.pool);
-        let kubelet = pool
-            .and_then(|_| snap.provisioners.get(&new.pool))
-            .and_then(|p| p.spec.kubelet_configuration.clone());
-        let mut claim_labels = new.labels.clone();
-        claim_labels.insert(labels::PROVISIONER_NAME.to_string(), new.pool.clone());
-        claim_labels.insert(labels::BALLAST_PROVISIONER.to_string(), new.pool.clone());
-        let claim = NodeClaim {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{}-", new.pool)),
-                labels: Some(claim_labels.clone()),
-                ..ObjectMeta::default()
-            },
-            spec: NodeClaimSpec {
-                provisioner: new.pool.clone(),
-                node_template: new.node_template.clone(),
-                requirements: new
-                    .requirements
-                    .to_clauses()
-                    .into_iter()
-                    .map(|r| NodeSelectorRequirement {
-                        key: r.key,
-                        operator: operator_name(r.operator).to_string(),
-                        values: (!r.values.is_empty()).then_some(r.values),
-                    })
-                    .collect(),
-                resources: ResourceRequests {
-                    requests: new
-                        .requests
-                        .to_quantity_map()
-                        .into_iter()
-                        .map(|(k, v)| (k, Quantity(v)))
-                        .collect(),
-                },
-                taints: (!new.taints.is_empty()).then(|| new.taints.iter().map(to_kube_taint).collect()),
-                startup_taints: (!new.startup_taints.is_empty())
-                    .then(|| new.startup_taints.iter().map(to_kube_taint).collect()),
-                labels: Some(claim_labels),
-                annotations: None,
-                kubelet,
-            },
-            status: None,
-        };
-        out.claims.push(PlannedClaim {
-            claim,
-            options: new.launch_options,
-            pods: new.pods,
-            taints: new.taints,
-            startup_taints: new.startup_taints,
-        });
-    }
+    out.claims.extend(results.new_claims.into_iter().map(|new| planned_claim(snap, new)));
     out.unschedulable = results.unschedulable;
     out
+}
+
+/// The NodeClaim (and launch details) for one claim the solver opened: `generateName: <provisioner>-`, the
+/// Provisioner's labels and kubelet settings, the narrowed requirements and the planned requests.
+pub fn planned_claim(snap: &Snapshot, new: scheduling::NewClaim) -> PlannedClaim {
+    let kubelet = snap.provisioners.get(&new.pool).and_then(|p| p.spec.kubelet_configuration.clone());
+    let mut claim_labels = new.labels.clone();
+    claim_labels.insert(labels::PROVISIONER_NAME.to_string(), new.pool.clone());
+    claim_labels.insert(labels::BALLAST_PROVISIONER.to_string(), new.pool.clone());
+    let claim = NodeClaim {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", new.pool)),
+            labels: Some(claim_labels.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: NodeClaimSpec {
+            provisioner: new.pool.clone(),
+            node_template: new.node_template.clone(),
+            requirements: new
+                .requirements
+                .to_clauses()
+                .into_iter()
+                .map(|r| NodeSelectorRequirement {
+                    key: r.key,
+                    operator: operator_name(r.operator).to_string(),
+                    values: (!r.values.is_empty()).then_some(r.values),
+                })
+                .collect(),
+            resources: ResourceRequests {
+                requests: new.requests.to_quantity_map().into_iter().map(|(k, v)| (k, Quantity(v))).collect(),
+            },
+            taints: (!new.taints.is_empty()).then(|| new.taints.iter().map(to_kube_taint).collect()),
+            startup_taints: (!new.startup_taints.is_empty())
+                .then(|| new.startup_taints.iter().map(to_kube_taint).collect()),
+            labels: Some(claim_labels),
+            annotations: None,
+            kubelet,
+        },
+        status: None,
+    };
+    PlannedClaim {
+        claim,
+        options: new.launch_options,
+        pods: new.pods,
+        taints: new.taints,
+        startup_taints: new.startup_taints,
+    }
 }
 
 /// Claims launched (an instance type is recorded) whose node has not registered yet.
@@ -398,7 +394,7 @@ impl Provisioner {
                 }
             };
             let name = created.name_any();
-            match self.launch(&created, planned).await {
+            match launch(&*self.cloud, &created, planned).await {
                 Ok(instance) => {
                     let status = launched_status(&instance, now);
                     if let Err(e) = self.kube.patch_node_claim_status(&name, &status).await {
@@ -418,41 +414,46 @@ impl Provisioner {
         }
         report
     }
+}
 
-    /// Launches through the cloud; on insufficient capacity, tries the options not yet tried.
-    async fn launch(&self, claim: &NodeClaim, planned: &PlannedClaim) -> Result<Instance, CloudError> {
-        let mut options = planned.options.clone();
-        let mut request = LaunchRequest {
-            claim_name: claim.name_any(),
-            provisioner: claim.spec.provisioner.clone(),
-            node_template: claim.spec.node_template.clone(),
-            options: Vec::new(),
-            labels: claim.spec.labels.clone().unwrap_or_default(),
-            taints: planned.taints.clone(),
-            startup_taints: planned.startup_taints.clone(),
-            tags: BTreeMap::new(),
-        };
-        loop {
-            request.options = options.clone();
-            match self.cloud.create(&request).await {
-                Err(CloudError::InsufficientCapacity { offerings }) => {
-                    let before = options.len();
-                    options.retain(|o| {
-                        !offerings
-                            .iter()
-                            .any(|(t, z, c)| *t == o.instance_type && *z == o.zone && *c == o.capacity_type)
-                    });
-                    if options.is_empty() || options.len() == before {
-                        return Err(CloudError::InsufficientCapacity { offerings });
-                    }
+/// Launches through the cloud; on insufficient capacity, tries the options not yet tried.
+pub async fn launch(
+    cloud: &dyn CloudProvider,
+    claim: &NodeClaim,
+    planned: &PlannedClaim,
+) -> Result<Instance, CloudError> {
+    let mut options = planned.options.clone();
+    let mut request = LaunchRequest {
+        claim_name: claim.name_any(),
+        provisioner: claim.spec.provisioner.clone(),
+        node_template: claim.spec.node_template.clone(),
+        options: Vec::new(),
+        labels: claim.spec.labels.clone().unwrap_or_default(),
+        taints: planned.taints.clone(),
+        startup_taints: planned.startup_taints.clone(),
+        tags: BTreeMap::new(),
+    };
+    loop {
+        request.options = options.clone();
+        match cloud.create(&request).await {
+            Err(CloudError::InsufficientCapacity { offerings }) => {
+                let before = options.len();
+                options.retain(|o| {
+                    !offerings
+                        .iter()
+                        .any(|(t, z, c)| *t == o.instance_type && *z == o.zone && *c == o.capacity_type)
+                });
+                if options.is_empty() || options.len() == before {
+                    return Err(CloudError::InsufficientCapacity { offerings });
                 }
-                other => return other,
             }
+            other => return other,
         }
     }
 }
 
-fn launched_status(instance: &Instance, now: Timestamp) -> NodeClaimStatus {
+/// The NodeClaim status recording a launched instance.
+pub fn launched_status(instance: &Instance, now: Timestamp) -> NodeClaimStatus {
     NodeClaimStatus {
         provider_id: Some(instance.provider_id.clone()),
         instance_type: Some(instance.instance_type.clone()),

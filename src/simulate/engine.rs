@@ -3,7 +3,10 @@
 //! kube-scheduler, then ballast's provisioning loop, and records what changed. Ticks where no timer fires
 //! are skipped (they would change nothing), so long scenarios cost what happens in them, not their length.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::{SignedDuration, Timestamp};
@@ -23,6 +26,7 @@ use crate::{
         CapacityType, Catalog, CloudProvider,
         sim::{SimCloud, SimCloudConfig, UNAVAILABLE_TTL, instance_id},
     },
+    disruption::{self, Disruption, DisruptionMetrics},
     manifest::Manifest,
     model::Pod,
     provisioning::{Provisioner, batcher::Batcher},
@@ -32,12 +36,15 @@ use crate::{
         bound::{Candidate, lower_bound},
     },
     state::{self, Snapshot},
+    termination::{TerminationMetrics, Terminator, gc::GarbageCollector},
 };
 
 /// Virtual time starts here, so reports do not depend on the wall clock.
 pub const START: &str = "2026-01-01T00:00:00Z";
 /// Scenarios at least this long (virtual time) show a progress bar when asked to.
 const PROGRESS_MIN: SignedDuration = SignedDuration::from_secs(3600);
+/// How often the disruption and termination loops run while nodes exist.
+const DISRUPTION_TICK: SignedDuration = SignedDuration::from_secs(5);
 const TICK: SignedDuration = SignedDuration::from_secs(1);
 
 /// A timeline step with its manifests already loaded.
@@ -56,6 +63,11 @@ pub struct Simulation {
     cloud: Arc<SimCloud>,
     api: Arc<SimApi>,
     provisioner: Provisioner,
+    disruption: Disruption,
+    terminator: Terminator,
+    gc: GarbageCollector,
+    /// Node → why the disruption loop took it, for the timeline when it is terminated.
+    disrupted: BTreeMap<String, String>,
     recorder: Recorder,
     /// $ the lower bound accumulated so far; `None` once it could not be computed.
     bound_cost: Option<f64>,
@@ -75,7 +87,13 @@ impl Simulation {
         let cloud = Arc::new(SimCloud::new(catalog, Arc::new(clock.clone()), config));
         let api = Arc::new(SimApi::new(state::Cluster::new(), Arc::new(clock.clone()), seed));
         let provisioner = Provisioner::new(cloud.clone(), api.clone(), Batcher::default());
+        let disruption = Disruption::new(cloud.clone(), api.clone(), DisruptionMetrics::default());
+        let terminator = Terminator::new(cloud.clone(), api.clone(), TerminationMetrics::default());
+        let gc = GarbageCollector::new(cloud.clone(), api.clone());
         Self {
+            disruption,
+            terminator,
+            gc,
             loaded,
             seed,
             start,
@@ -83,6 +101,7 @@ impl Simulation {
             cloud,
             api,
             provisioner,
+            disrupted: BTreeMap::new(),
             recorder: Recorder::new(start),
             bound_cost: Some(0.0),
             bound_cache: None,
@@ -146,6 +165,7 @@ impl Simulation {
                 }
                 self.recorder.unschedulable(now, &plan.unschedulable);
             }
+            self.disrupt(now, &catalog).await?;
             let snap = self.api.snapshot();
             let (pending, running) = pod_counts(&snap);
             self.recorder.pods(now, pending, running);
@@ -156,6 +176,8 @@ impl Simulation {
                 steps.peek().map(|s| self.start + s.at),
                 self.cloud.next_due(),
                 self.provisioner.next_wake(),
+                // Disruption polls and termination drains while there are nodes.
+                (!snap.nodes.is_empty()).then(|| now + DISRUPTION_TICK),
             ]
             .into_iter()
             .flatten()
@@ -303,6 +325,32 @@ impl Simulation {
     }
 
     /// Registrations become Nodes; reclaimed instances take their Node and NodeClaim with them.
+    /// Runs the disruption, termination and garbage-collection loops and records what they did.
+    async fn disrupt(&mut self, now: Timestamp, catalog: &Catalog) -> Result<(), Error> {
+        let snap = self.api.snapshot();
+        let (pools, _) = disruption::pools(&snap, catalog);
+        let report = self.disruption.reconcile(&snap, &pools, now).await.map_err(Error::Disruption)?;
+        for (claim, instance) in &report.launched {
+            self.recorder.launched(now, claim, instance);
+        }
+        if let Some(command) = &report.executed {
+            self.recorder.disrupted(now, command);
+            for node in &command.nodes {
+                self.disrupted.insert(node.clone(), format!("disrupted ({})", command.reason));
+            }
+        }
+        let (report, _) = self.terminator.reconcile(&self.api.snapshot(), now).await;
+        for node in &report.terminated {
+            let reason = self.disrupted.remove(node).unwrap_or_else(|| "terminated".to_string());
+            self.recorder.terminated(now, node, &reason);
+        }
+        let report = self.gc.reconcile(&self.api.snapshot(), now).await.map_err(Error::GarbageCollection)?;
+        for claim in &report.forgotten_claims {
+            self.recorder.terminated(now, claim, "instance gone");
+        }
+        Ok(())
+    }
+
     fn cloud_events(&mut self, now: Timestamp, catalog: &Catalog) -> Result<(), Error> {
         let events = self.cloud.poll();
         for notice in &events.notices {

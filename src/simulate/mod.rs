@@ -35,6 +35,10 @@ pub enum Error {
     Cloud(#[source] cloud::CloudError),
     #[error("provisioning: {0}")]
     Provisioning(#[source] provisioning::Error),
+    #[error("disruption: {0}")]
+    Disruption(#[source] crate::disruption::Error),
+    #[error("garbage collection: {0}")]
+    GarbageCollection(#[source] crate::termination::gc::Error),
 }
 
 #[derive(Debug, Clone, Default)]

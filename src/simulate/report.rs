@@ -63,6 +63,9 @@ pub enum Event {
         capacity_type: CapacityType,
         reason: String,
     },
+    /// The disruption loop handed nodes to termination (after validating the decision and launching any
+    /// replacement).
+    Disrupted { nodes: Vec<String>, reason: String, action: String, savings_per_hour: f64, detail: String },
     /// The provisioner found no way to host these pods, for the same reason.
     Unschedulable { pods: Vec<String>, reason: String },
 }
@@ -227,6 +230,18 @@ impl Recorder {
         self.push(at, event);
     }
 
+    pub fn disrupted(&mut self, at: Timestamp, command: &crate::disruption::Command) {
+        let action = if command.is_replace() { "replace" } else { "delete" };
+        let event = Event::Disrupted {
+            nodes: command.nodes.clone(),
+            reason: command.reason.to_string(),
+            action: action.to_string(),
+            savings_per_hour: command.savings,
+            detail: command.detail.clone(),
+        };
+        self.push(at, event);
+    }
+
     pub fn terminated(&mut self, at: Timestamp, node: &str, reason: &str) {
         let Some(i) = self.live.remove(node) else { return };
         let offset = self.offset(at);
@@ -328,6 +343,7 @@ impl Event {
             Event::Registered { .. } => "ready",
             Event::InterruptionNotice { .. } => "interruption",
             Event::Terminated { .. } => "terminated",
+            Event::Disrupted { .. } => "disrupted",
             Event::Unschedulable { .. } => "unschedulable",
         }
     }
@@ -351,6 +367,9 @@ impl Event {
             }
             Event::Terminated { node, instance_type, zone, capacity_type, reason } => {
                 format!("node {node} ({instance_type} {zone} {capacity_type}): {reason}")
+            }
+            Event::Disrupted { nodes, reason, action, savings_per_hour, detail } => {
+                format!("{action} {} ({reason}: {detail}), saves ${savings_per_hour:.4}/h", nodes.join(", "))
             }
             Event::Unschedulable { pods, reason } => match pods.as_slice() {
                 [pod] => format!("{pod}: {reason}"),
