@@ -100,6 +100,14 @@ impl Actuator for EvictionApi {
     async fn emit_event(&self, event: &EventRecord) -> actuator::Result<()> {
         self.api.emit_event(event).await
     }
+    async fn create_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &std::collections::BTreeMap<String, String>,
+    ) -> actuator::Result<()> {
+        self.api.create_config_map(namespace, name, data).await
+    }
 }
 
 fn start() -> Timestamp {
