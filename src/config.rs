@@ -28,13 +28,24 @@ pub enum Command {
     Convert,
 }
 
+impl Command {
+    /// The log filter when none is given: a report-printing command keeps stderr for warnings and errors.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "info",
+            Command::Simulate(_) | Command::Crds | Command::Plan | Command::Convert => "warn",
+        }
+    }
+}
+
 // === Logging ===
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Logging")]
 pub struct LogArgs {
-    /// Log filter in `RUST_LOG` syntax, e.g. `info` or `info,ballast::provisioning=debug`.
-    #[arg(long, env = "BALLAST_LOG_LEVEL", default_value = "info", global = true)]
+    /// Log filter in `RUST_LOG` syntax, e.g. `info` or `info,ballast::provisioning=debug`. Default: `info`
+    /// for `run`, `warn` for the commands whose output is their report (`simulate`, `crds`, …).
+    #[arg(long, env = "BALLAST_LOG_LEVEL", default_value = "", hide_default_value = true, global = true)]
     pub log_level: String,
     /// `plain` for people, `json` for log pipelines.
     #[arg(long, env = "BALLAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]

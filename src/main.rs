@@ -9,7 +9,10 @@ use ballast::{config::Cli, telemetry::logging};
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.log.log_level.is_empty() {
+        cli.log.log_level = cli.command.default_log_level().to_string();
+    }
     let log = match logging::init(&cli.log) {
         Ok(handle) => handle,
         Err(error) => {
