@@ -255,3 +255,52 @@ fn a_scenario_can_replace_the_catalog_with_its_own_file() {
     let err = run_file(&missing).unwrap_err().to_string();
     assert!(err.contains("missing.yaml: cloud.catalog: "), "{err}");
 }
+
+/// The seed's CPA ladder, nodes → replicas.
+fn seed_ladder(nodes: usize) -> usize {
+    match nodes {
+        0 | 1 => 1,
+        2 => 2,
+        3 | 4 => 3,
+        _ => 5,
+    }
+}
+
+#[test]
+fn a_ladder_target_follows_the_node_count_through_the_default_exercise() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scenario-proportional.yaml");
+    let report = run_file(&path).expect("the proportional example runs");
+    let text = report.to_text();
+    let mut nodes = 0usize;
+    let mut replicas = Vec::new();
+    let mut last_nodes_at_change = Vec::new();
+    for entry in &report.timeline {
+        match &entry.event {
+            Event::Registered { .. } => nodes += 1,
+            Event::Terminated { .. } => nodes -= 1,
+            Event::Step { action }
+                if action.starts_with("proportional: Deployment default/nginx-deployment") =>
+            {
+                let to = action.split(" to ").nth(1).and_then(|rest| rest.split(' ').next());
+                replicas.push(to.and_then(|n| n.parse::<usize>().ok()).expect(action));
+                last_nodes_at_change.push(nodes);
+            }
+            _ => {}
+        }
+    }
+    assert!(replicas.contains(&3), "4 nodes give 3 replicas: {replicas:?}\n{text}");
+    assert_eq!(
+        replicas.last(),
+        Some(&seed_ladder(nodes)),
+        "ends on the ladder's value for {nodes} nodes\n{text}"
+    );
+    assert_eq!(nodes, 1, "consolidation ends on one node\n{text}");
+    // Every change lands on the ladder's value for the nodes Ready at that moment, or for one fewer while
+    // a node is cordoned for disruption (cordoned nodes do not count, exactly as in CPA).
+    for (to, nodes) in replicas.iter().zip(&last_nodes_at_change) {
+        assert!(
+            *to == seed_ladder(*nodes) || *to == seed_ladder(nodes.saturating_sub(1)),
+            "{to} replicas with {nodes} nodes\n{text}"
+        );
+    }
+}

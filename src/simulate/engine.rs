@@ -29,6 +29,7 @@ use crate::{
     disruption::{self, Disruption, DisruptionMetrics},
     manifest::Manifest,
     model::Pod,
+    proportional::{Proportional, ProportionalArgs},
     provisioning::{Provisioner, batcher::Batcher},
     resources::Resources,
     scheduling::{
@@ -66,6 +67,10 @@ pub struct Simulation {
     disruption: Disruption,
     terminator: Terminator,
     gc: GarbageCollector,
+    /// cluster-proportional-autoscaler mode over ConfigMaps in the scenario.
+    proportional: Proportional,
+    /// How many of the API's events the timeline has already shown.
+    events_seen: usize,
     /// Node → why the disruption loop took it, for the timeline when it is terminated.
     disrupted: BTreeMap<String, String>,
     recorder: Recorder,
@@ -85,7 +90,10 @@ impl Simulation {
             registration_delay: cloud_settings.registration_delay.0,
         };
         let cloud = Arc::new(SimCloud::new(catalog, Arc::new(clock.clone()), config));
-        let api = Arc::new(SimApi::new(state::Cluster::new(), Arc::new(clock.clone()), seed));
+        let index = state::Cluster::new();
+        let api = Arc::new(SimApi::new(index.clone(), Arc::new(clock.clone()), seed));
+        let proportional =
+            Proportional::new(ProportionalArgs::default(), index, api.clone(), Arc::new(clock.clone()));
         let provisioner = Provisioner::new(cloud.clone(), api.clone(), Batcher::default());
         let disruption = Disruption::new(cloud.clone(), api.clone(), DisruptionMetrics::default());
         let terminator = Terminator::new(cloud.clone(), api.clone(), TerminationMetrics::default());
@@ -94,6 +102,8 @@ impl Simulation {
             disruption,
             terminator,
             gc,
+            proportional,
+            events_seen: 0,
             loaded,
             seed,
             start,
@@ -166,6 +176,7 @@ impl Simulation {
                 self.recorder.unschedulable(now, &plan.unschedulable);
             }
             self.disrupt(now, &catalog).await?;
+            self.scale_proportionally(now).await;
             let snap = self.api.snapshot();
             let (pending, running) = pod_counts(&snap);
             self.recorder.pods(now, pending, running);
@@ -325,6 +336,28 @@ impl Simulation {
     }
 
     /// Registrations become Nodes; reclaimed instances take their Node and NodeClaim with them.
+    /// Runs the proportional loop and puts its replica changes and warnings on the timeline. Errors are
+    /// already Warning events on the ConfigMaps, shown like the changes.
+    async fn scale_proportionally(&mut self, now: Timestamp) {
+        self.proportional.reconcile().await;
+        let events = self.api.events();
+        for event in &events[self.events_seen..] {
+            let proportional = event.reason == "ScaledReplicas" || event.kind == "ConfigMap";
+            if proportional {
+                let object = format!(
+                    "{} {}",
+                    event.kind,
+                    event
+                        .namespace
+                        .as_deref()
+                        .map_or(event.name.clone(), |ns| format!("{ns}/{}", event.name))
+                );
+                self.recorder.step(now, format!("proportional: {object} {}", event.message));
+            }
+        }
+        self.events_seen = events.len();
+    }
+
     /// Runs the disruption, termination and garbage-collection loops and records what they did.
     async fn disrupt(&mut self, now: Timestamp, catalog: &Catalog) -> Result<(), Error> {
         let snap = self.api.snapshot();
