@@ -637,3 +637,75 @@ async fn create_config_map_posts_and_never_overwrites() {
         .await;
     assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
 }
+
+// === proportional loop over the kube actuator ===
+
+/// The proportional loop reads `/scale` and writes nothing when the target already has the desired replicas.
+#[tokio::test]
+async fn proportional_loop_does_not_write_an_unchanged_scale() {
+    use ballast::{
+        model::{ConfigMap, Node},
+        proportional::{Proportional, ProportionalArgs},
+        resources::Resources,
+        state::{Cluster, Object},
+    };
+
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
+    let mut registry = metrics::root_registry();
+    let metrics = ActuatorMetrics::register(registry.sub_registry_with_prefix("actuator"));
+    let actuator = Arc::new(KubeActuator::new(
+        kube::Client::new(service, "default"),
+        clock.clone(),
+        "ballast-0",
+        metrics,
+    ));
+
+    let cluster = Cluster::new();
+    for i in 0..3 {
+        cluster.apply(Object::Node(Arc::new(Node {
+            name: format!("node-{i}"),
+            provider_id: None,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            taints: vec![],
+            unschedulable: false,
+            capacity: Resources::new(2000, 8 << 30),
+            allocatable: Resources::new(1930, 7 << 30),
+            ready: true,
+            created: "2026-11-23T09:00:00Z".parse().unwrap(),
+            deleting: None,
+        })));
+    }
+    cluster.apply(Object::ConfigMap(Arc::new(ConfigMap {
+        namespace: "kube-system".into(),
+        name: "dns-autoscaler".into(),
+        annotations: BTreeMap::from([(
+            "ballast.dev/proportional-target".into(),
+            "deployment/coredns".into(),
+        )]),
+        data: BTreeMap::from([("ladder".into(), r#"{"nodesToReplicas": [[1, 1], [2, 2], [3, 3]]}"#.into())]),
+        resource_version: Some("1".into()),
+    })));
+    let controller = Proportional::new(ProportionalArgs::default(), cluster, actuator, clock);
+
+    let server = async move {
+        let (request, send) = tokio::time::timeout(Duration::from_secs(1), handle.next_request())
+            .await
+            .expect("the loop reads /scale")
+            .expect("client alive");
+        assert_eq!(request.method().as_str(), "GET");
+        assert_eq!(
+            request.uri().to_string(),
+            "/apis/apps/v1/namespaces/kube-system/deployments/coredns/scale"
+        );
+        send.send_response(
+            Response::builder().body(Body::from(serde_json::to_vec(&scale(3)).unwrap())).unwrap(),
+        );
+        handle
+    };
+    let (errors, mut handle) = tokio::join!(controller.reconcile(), server);
+    assert!(errors.is_empty(), "{errors:?}");
+    let extra = tokio::time::timeout(Duration::from_millis(50), handle.next_request()).await;
+    assert!(extra.is_err(), "3 nodes → 3 replicas, already set: no PATCH and no Event");
+}
