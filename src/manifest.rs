@@ -266,6 +266,8 @@ fn from_value(at: &mut Location<'_>, mut value: Value) -> Result<Vec<Manifest>, 
                     at.error(object.clone(), &path, error.into_inner().to_string())
                 })?;
         // Like `kubectl apply`'s strict field validation: a misspelt field is an error, not a silent default.
+        // Sorted, so the report does not depend on serde_json's map order.
+        unknown.sort();
         if let Some(first) = unknown.first() {
             let reason = match unknown.len() {
                 1 => "unknown field".to_string(),

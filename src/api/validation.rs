@@ -275,7 +275,10 @@ fn check_openapi(
             }
         }
         let properties = schema.get("properties").and_then(Value::as_object);
-        for (key, child) in object {
+        // Sorted: serde_json keeps insertion order when another crate enables `preserve_order`.
+        let mut fields: Vec<_> = object.iter().collect();
+        fields.sort_by_key(|(key, _)| *key);
+        for (key, child) in fields {
             if let Some(child_schema) = properties.and_then(|p| p.get(key)) {
                 check_openapi(child_schema, patterns, child, &join(path, key), report);
             } else if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
