@@ -236,6 +236,40 @@ impl Pod {
     }
 }
 
+#[cfg(test)]
+impl Pod {
+    /// A pending, unowned pod with Kubernetes' defaults and no requests, for tests to override with struct
+    /// update syntax.
+    pub(crate) fn test(namespace: &str, name: &str) -> Self {
+        Pod {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            labels: Labels::new(),
+            annotations: Labels::new(),
+            owner: None,
+            node_name: None,
+            nominated_node: None,
+            phase: PodPhase::Pending,
+            unschedulable: false,
+            requests: Resources::default(),
+            node_selector: Labels::new(),
+            affinity: Affinity::default(),
+            tolerations: vec![],
+            topology_spread: vec![],
+            host_ports: vec![],
+            pvcs: vec![],
+            local_storage: false,
+            priority: 0,
+            priority_class: None,
+            scheduler_name: "default-scheduler".into(),
+            created: Timestamp::UNIX_EPOCH,
+            deleting: None,
+            termination_grace_seconds: 30,
+        }
+    }
+}
+
 // === Nodes ===
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -133,11 +133,7 @@ pub fn node(
 /// A ReplicaSet pod requesting `cpu_millis` and 256Mi, bound to `node`.
 pub fn pod(name: &str, node: Option<&str>, cpu_millis: i64) -> Pod {
     Pod {
-        namespace: "default".into(),
-        name: name.into(),
-        uid: format!("uid-{name}"),
         labels: [("app".to_string(), "web".to_string())].into(),
-        annotations: Default::default(),
         owner: Some(OwnerRef {
             kind: "ReplicaSet".into(),
             name: "web-1".into(),
@@ -145,23 +141,10 @@ pub fn pod(name: &str, node: Option<&str>, cpu_millis: i64) -> Pod {
             controller: true,
         }),
         node_name: node.map(Into::into),
-        nominated_node: None,
         phase: if node.is_some() { PodPhase::Running } else { PodPhase::Pending },
-        unschedulable: false,
         requests: Resources::new(cpu_millis, 256 << 20).with("pods", 1),
-        node_selector: Default::default(),
-        affinity: Default::default(),
-        tolerations: vec![],
-        topology_spread: vec![],
-        host_ports: vec![],
-        pvcs: vec![],
-        local_storage: false,
-        priority: 0,
-        priority_class: None,
-        scheduler_name: "default-scheduler".into(),
         created: t0(),
-        deleting: None,
-        termination_grace_seconds: 30,
+        ..Pod::test("default", name)
     }
 }
 

@@ -77,30 +77,10 @@ pub(crate) fn small_types() -> Vec<InstanceType> {
 
 pub(crate) fn pod(name: &str, cpu: i64) -> Pod {
     Pod {
-        namespace: "default".into(),
-        name: name.into(),
         uid: name.into(),
-        labels: Labels::new(),
-        annotations: Labels::new(),
-        owner: None,
-        node_name: None,
-        nominated_node: None,
-        phase: Default::default(),
         unschedulable: true,
         requests: Resources::new(cpu, GI / 4).with("pods", 1),
-        node_selector: Labels::new(),
-        affinity: Default::default(),
-        tolerations: vec![],
-        topology_spread: vec![],
-        host_ports: vec![],
-        pvcs: vec![],
-        local_storage: false,
-        priority: 0,
-        priority_class: None,
-        scheduler_name: "default-scheduler".into(),
-        created: jiff::Timestamp::UNIX_EPOCH,
-        deleting: None,
-        termination_grace_seconds: 30,
+        ..Pod::test("default", name)
     }
 }
 

@@ -10,30 +10,11 @@ use crate::{
 
 pub(crate) fn mk_pod(namespace: &str, name: &str, node: Option<&str>) -> Pod {
     Pod {
-        namespace: namespace.into(),
-        name: name.into(),
-        uid: format!("uid-{name}"),
         labels: [("app".to_string(), "web".to_string())].into(),
-        annotations: Default::default(),
-        owner: None,
         node_name: node.map(Into::into),
-        nominated_node: None,
         phase: if node.is_some() { PodPhase::Running } else { PodPhase::Pending },
-        unschedulable: false,
         requests: Resources::new(500, 1 << 30).with("pods", 1),
-        node_selector: Default::default(),
-        affinity: Default::default(),
-        tolerations: vec![],
-        topology_spread: vec![],
-        host_ports: vec![],
-        pvcs: vec![],
-        local_storage: false,
-        priority: 0,
-        priority_class: None,
-        scheduler_name: "default-scheduler".into(),
-        created: Timestamp::UNIX_EPOCH,
-        deleting: None,
-        termination_grace_seconds: 30,
+        ..Pod::test(namespace, name)
     }
 }
 
