@@ -548,6 +548,80 @@ fn node_taints_policy_honor_drops_tainted_domains() {
     assert_eq!(r.placements.len(), 2);
 }
 
+/// A node in zone a running two `app=web` pods, which pending pods cannot use (`edit` makes it so).
+fn zone_a_node_with_two_web_pods(edit: impl Fn(&mut ExistingNode)) -> ExistingNode {
+    let web = |i: usize| {
+        let mut p = pod(&format!("old-{i}"), 100);
+        p.labels.insert("app".into(), "web".into());
+        running(p, "node-a")
+    };
+    let mut n = node("node-a", ZONES[0], 1000, vec![web(0), web(1)]);
+    edit(&mut n);
+    n
+}
+
+#[test]
+fn node_affinity_policy_decides_which_existing_pods_count() {
+    let existing = zone_a_node_with_two_web_pods(|n| {
+        n.labels.insert(labels::ARCH.into(), "arm64".into());
+    });
+    let with = |policy| {
+        move |p: &mut Pod| {
+            p.node_selector.insert(labels::ARCH.into(), "amd64".into());
+            p.topology_spread = vec![TopologySpreadConstraint {
+                node_affinity_policy: policy,
+                ..spread(labels::ZONE, 1, "web")
+            }];
+        }
+    };
+    let run = |policy| {
+        solve(&SolveInput {
+            existing: vec![existing.clone()],
+            ..input(vec![pool("default", small_types())], replicas("web", 3, 100, with(policy)))
+        })
+    };
+    let honor = zones_of_placements(&run(InclusionPolicy::Honor));
+    assert_eq!(
+        honor.values().copied().collect::<Vec<_>>(),
+        [1, 1, 1],
+        "arm64 node-a does not count: {honor:?}"
+    );
+    let ignore = zones_of_placements(&run(InclusionPolicy::Ignore));
+    assert_eq!(ignore.get(ZONES[0]), None, "node-a's 2 pods count in zone a: {ignore:?}");
+    assert_eq!(ignore.values().sum::<usize>(), 3);
+}
+
+#[test]
+fn node_taints_policy_decides_which_existing_pods_count() {
+    let existing = zone_a_node_with_two_web_pods(|n| {
+        n.taints =
+            vec![Taint { key: "dedicated".into(), value: "db".into(), effect: TaintEffect::NoSchedule }];
+    });
+    let with = |policy| {
+        move |p: &mut Pod| {
+            p.topology_spread = vec![TopologySpreadConstraint {
+                node_taints_policy: policy,
+                ..spread(labels::ZONE, 1, "web")
+            }];
+        }
+    };
+    let run = |policy| {
+        solve(&SolveInput {
+            existing: vec![existing.clone()],
+            ..input(vec![pool("default", small_types())], replicas("web", 3, 100, with(policy)))
+        })
+    };
+    let honor = zones_of_placements(&run(InclusionPolicy::Honor));
+    assert_eq!(
+        honor.values().copied().collect::<Vec<_>>(),
+        [1, 1, 1],
+        "tainted node-a does not count: {honor:?}"
+    );
+    let ignore = zones_of_placements(&run(InclusionPolicy::Ignore));
+    assert_eq!(ignore.get(ZONES[0]), None, "node-a's 2 pods count in zone a: {ignore:?}");
+    assert_eq!(ignore.values().sum::<usize>(), 3);
+}
+
 #[test]
 fn match_label_keys_split_spread_by_revision() {
     let edit = |rev: &'static str| {

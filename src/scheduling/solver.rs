@@ -29,7 +29,7 @@ use super::{
     requirements::{Requirements, ValueSet, label_value},
     taints::{DisplayTaint, first_untolerated},
     template::{NODES_LIMIT, NodePoolTemplate, limit_charge},
-    topology::{GroupKey, Groups, NamespaceScope, Spread},
+    topology::{GroupKey, Groups, NamespaceScope, NodeFilter, Spread},
 };
 
 /// Launch options cover the cheapest this many types of a claim (Karpenter's AWS provider sends 60 to
@@ -379,6 +379,7 @@ impl<'a> State<'a> {
             for pod in &node.pods {
                 for g in &mut self.groups.list {
                     if let Some(d) = label_value(&node.labels, &g.key.topology_key)
+                        && g.key.nodes.admits_node(&node.labels, &node.taints)
                         && g.selects(&pod.namespace, &pod.labels, &input.namespace_labels)
                     {
                         g.add_members(d, 1);
@@ -415,6 +416,7 @@ impl<'a> State<'a> {
             topology_key: term.topology_key.clone(),
             scope: NamespaceScope::of_term(term, namespace),
             selector: term.selector.clone(),
+            nodes: NodeFilter::default(),
         })
     }
 
@@ -438,6 +440,7 @@ impl<'a> State<'a> {
                     topology_key: s.topology_key.clone(),
                     scope: NamespaceScope::only(&pod.namespace),
                     selector,
+                    nodes: spread_node_filter(pod, s),
                 });
                 let (domains, fresh_domains) = self.spread_domains(pod, spec, &s.topology_key, s);
                 Spread {
@@ -580,15 +583,36 @@ impl<'a> State<'a> {
         Ok(())
     }
 
-    fn record(&mut self, class: &Class, v: &Variant, domain: &dyn Fn(&str) -> Option<String>, count: i64) {
+    /// Counts `count` pods of the class placed on `target` into its groups' domains.
+    fn record(&mut self, class: &Class, v: &Variant, target: Target, count: i64) {
+        let (labels, req, taints): (Option<&Labels>, Option<&Requirements>, &[Taint]) = match target {
+            Target::Node(n) => (Some(&self.input.existing[n].labels), None, &self.input.existing[n].taints),
+            Target::Claim(c) => {
+                let claim = &self.claims[c];
+                (None, Some(&claim.req), &self.pools[claim.pool].pool.taints)
+            }
+        };
+        let domain = |key: &str| match (labels, req) {
+            (Some(l), _) => label_value(l, key),
+            (_, Some(r)) => r.get(key).and_then(ValueSet::single),
+            _ => None,
+        };
+        let admits = |f: &NodeFilter| match (labels, req) {
+            (Some(l), _) => f.admits_node(l, taints),
+            (_, Some(r)) => f.admits_planned(r, taints),
+            _ => false,
+        };
+        let groups = &mut self.groups.list;
         for &g in &class.member_of {
-            if let Some(d) = domain(&self.groups.list[g].key.topology_key) {
-                self.groups.list[g].add_members(&d, count);
+            if let Some(d) = domain(&groups[g].key.topology_key)
+                && admits(&groups[g].key.nodes)
+            {
+                groups[g].add_members(d, count);
             }
         }
         for &g in &v.anti[..v.required_anti] {
-            if let Some(d) = domain(&self.groups.list[g].key.topology_key) {
-                self.groups.list[g].add_owners(&d, count);
+            if let Some(d) = domain(&groups[g].key.topology_key) {
+                groups[g].add_owners(d, count);
             }
         }
     }
@@ -840,7 +864,7 @@ impl<'a> State<'a> {
         let free = &mut self.nodes[n].free;
         *free = free.clone() - &scaled(&pod.requests, k);
         self.nodes[n].ports.extend(pod.host_ports.iter().cloned());
-        self.record(class, v, &domain, k);
+        self.record(class, v, Target::Node(n), k);
         for &p in &pods[..k as usize] {
             self.assigned[p] = Some(Target::Node(n));
         }
@@ -956,9 +980,7 @@ impl<'a> State<'a> {
         add_scaled(&mut claim.used, &class.rep.requests, k);
         claim.ports.extend(class.rep.host_ports.iter().cloned());
         claim.pods.extend(&pods[..k as usize]);
-        let req = self.claims[c].req.clone();
-        let domain = |key: &str| req.get(key).and_then(ValueSet::single).map(str::to_string);
-        self.record(class, v, &domain, k);
+        self.record(class, v, Target::Claim(c), k);
         for &p in &pods[..k as usize] {
             self.assigned[p] = Some(Target::Claim(c));
         }
@@ -1271,6 +1293,16 @@ fn describe_limit(requests: &Resources, keys: &BTreeSet<String>) -> String {
     } else {
         named.join(", ")
     }
+}
+
+/// The nodes whose pods a spread of `pod` counts, under its inclusion policies.
+fn spread_node_filter(pod: &Pod, s: &crate::model::TopologySpreadConstraint) -> NodeFilter {
+    let affinity = (s.node_affinity_policy == InclusionPolicy::Honor)
+        .then(|| classes::pod_alternatives(pod, &[]).unwrap_or_default())
+        // No requirement at all admits every node: share the group with unfiltered terms.
+        .filter(|alts| !alts.iter().any(Requirements::is_empty));
+    let tolerations = (s.node_taints_policy == InclusionPolicy::Honor).then(|| pod.tolerations.clone());
+    NodeFilter { affinity, tolerations }
 }
 
 /// Precomputes a pool: its base node requirements, and per type the room left after daemonsets.

@@ -7,9 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::model::{LabelSelector, Labels, PodAffinityTerm, WhenUnsatisfiable};
+use crate::model::{LabelSelector, Labels, PodAffinityTerm, Taint, Toleration, WhenUnsatisfiable};
 
-use super::selectors;
+use super::{requirements::Requirements, selectors, taints::first_untolerated};
 
 /// Which namespaces a term looks at: `names`, plus every namespace whose labels match `selector`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -40,12 +40,45 @@ impl NamespaceScope {
     }
 }
 
+/// Which nodes' pods a topology spread counts: with `nodeAffinityPolicy: Honor` only nodes matching the
+/// pod's nodeSelector and required node affinity, with `nodeTaintsPolicy: Honor` only nodes whose taints the
+/// pod tolerates (as the kube-scheduler counts). The default admits every node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct NodeFilter {
+    /// ORed alternatives a node must match; `None` when the policy is Ignore or the pod has no requirement.
+    pub affinity: Option<Vec<Requirements>>,
+    /// `None` when the policy is Ignore.
+    pub tolerations: Option<Vec<Toleration>>,
+}
+
+impl NodeFilter {
+    /// True when a registered node with these labels and taints counts.
+    pub fn admits_node(&self, labels: &Labels, taints: &[Taint]) -> bool {
+        self.affinity.as_ref().is_none_or(|alts| alts.iter().any(|a| a.matches(labels)))
+            && self.tolerates(taints)
+    }
+
+    /// True when a planned node with these requirements (its labels as far as decided) and taints counts.
+    pub fn admits_planned(&self, requirements: &Requirements, taints: &[Taint]) -> bool {
+        self.affinity
+            .as_ref()
+            .is_none_or(|alts| alts.iter().any(|a| a.conflict_with_node(requirements).is_none()))
+            && self.tolerates(taints)
+    }
+
+    fn tolerates(&self, taints: &[Taint]) -> bool {
+        self.tolerations.as_ref().is_none_or(|t| first_untolerated(t, taints, false).is_none())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupKey {
     pub topology_key: String,
     pub scope: NamespaceScope,
     /// `None` selects no pods (a nil selector in Kubernetes).
     pub selector: Option<LabelSelector>,
+    /// Nodes whose pods count (spread inclusion policies); pod (anti-)affinity counts every node.
+    pub nodes: NodeFilter,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +182,7 @@ mod tests {
                 match_labels: [("app".to_string(), "web".to_string())].into(),
                 match_expressions: vec![],
             }),
+            nodes: NodeFilter::default(),
         }
     }
 
