@@ -1,5 +1,6 @@
 //! Prints the scheduling benchmark as one table in seconds:
-//! `cargo run --release --no-default-features --example bench_schedule [MAX_PODS]`.
+//! `cargo run --release --no-default-features --example bench_schedule [MAX_PODS [MIX…]]` (default: every
+//! size and mix).
 //!
 //! Same fixtures as `benches/scheduling.rs` (see `benches/support/mod.rs` and docs/benchmarks.md). Each cell
 //! is timed over repeated runs until half a second has passed (at least one run).
@@ -30,6 +31,10 @@ fn main() {
         Some(arg) => arg.parse().unwrap_or_else(|_| panic!("MAX_PODS must be a number, got {arg:?}")),
         None => usize::MAX,
     };
+    let only: Vec<String> = std::env::args().skip(2).collect();
+    for name in &only {
+        assert!(Mix::ALL.iter().any(|m| m.name() == name), "unknown mix {name:?}");
+    }
     let pools = bench_pools();
     let types: usize = pools.iter().map(|p| p.types.len()).sum();
     println!(
@@ -53,7 +58,7 @@ fn main() {
         "speed ×",
         "cost ×",
     ]);
-    for mix in Mix::ALL {
+    for mix in Mix::ALL.into_iter().filter(|m| only.is_empty() || only.iter().any(|n| n == m.name())) {
         for size in SIZES.into_iter().filter(|s| *s <= max_pods) {
             let pods = pods(mix, size);
             let bound = lower_bound(&pods, &pools);

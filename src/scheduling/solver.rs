@@ -164,14 +164,33 @@ fn offering_price(it: &InstanceType, req: &Requirements) -> Option<f64> {
     .map(|o| o.price)
 }
 
-/// How many pods requesting `each` fit in `room` after `used`.
+/// How many pods requesting `each` fit in `room` after `used`. (Field by field: this is the hot loop.)
 fn fit_count(room: &Resources, used: &Resources, each: &Resources) -> i64 {
-    each.iter().map(|(k, v)| ((room.get(k) - used.get(k)) / v).max(0)).min().unwrap_or(i64::MAX)
+    let mut n = i64::MAX;
+    let mut limit = |room: i64, used: i64, each: i64| {
+        if each > 0 {
+            n = n.min(((room - used) / each).max(0));
+        }
+    };
+    limit(room.cpu, used.cpu, each.cpu);
+    limit(room.memory, used.memory, each.memory);
+    limit(room.ephemeral_storage, used.ephemeral_storage, each.ephemeral_storage);
+    limit(room.pods, used.pods, each.pods);
+    for (k, v) in &each.extended {
+        let get = |r: &Resources| r.extended.get(k).copied().unwrap_or(0);
+        limit(get(room), get(used), *v);
+    }
+    n
 }
 
 fn add_scaled(total: &mut Resources, each: &Resources, count: i64) {
-    for (k, v) in each.iter().map(|(k, v)| (k.to_string(), v)).collect::<Vec<_>>() {
-        total.set(&k, total.get(&k) + v * count);
+    total.cpu += each.cpu * count;
+    total.memory += each.memory * count;
+    total.ephemeral_storage += each.ephemeral_storage * count;
+    total.pods += each.pods * count;
+    for (k, v) in &each.extended {
+        let sum = total.extended.get(k).copied().unwrap_or(0) + v * count;
+        total.set(k, sum);
     }
 }
 
@@ -241,6 +260,8 @@ struct Claim {
     used: Resources,
     /// (type index in the pool, price under `req`), cheapest first.
     types: Vec<(usize, f64)>,
+    /// Element-wise maximum room over `types`: a pod that does not fit `hull - used` fits no type.
+    hull: Resources,
     ports: Vec<HostPort>,
     pods: Vec<usize>,
     charge: BTreeMap<String, i64>,
@@ -287,6 +308,10 @@ struct State<'a> {
     node_order: Vec<usize>,
     nodes: Vec<NodeState>,
     claims: Vec<Claim>,
+    /// Claims that may still take some pending pod, in opening order (others can never grow).
+    open_claims: Vec<usize>,
+    /// Element-wise minimum request over pending pods: a claim without room for it is closed.
+    smallest_request: Resources,
     groups: Groups,
     /// Groups used as a required anti-affinity term by some pod.
     anti_groups: BTreeSet<usize>,
@@ -322,6 +347,8 @@ impl<'a> State<'a> {
             node_order,
             nodes,
             claims: Vec::new(),
+            open_claims: Vec::new(),
+            smallest_request: smallest_request(&input.pending),
             groups: Groups::default(),
             anti_groups: BTreeSet::new(),
             assigned: vec![None; input.pending.len()],
@@ -735,7 +762,7 @@ impl<'a> State<'a> {
         }
         let plan = self.plan_claim(class, v, (pods.len() - placed) as i64);
         let rho = plan.as_ref().map_or(f64::INFINITY, |p| p.price_per_pod);
-        for c in 0..self.claims.len() {
+        for c in self.open_claim_list() {
             if placed == pods.len() {
                 return placed;
             }
@@ -777,18 +804,23 @@ impl<'a> State<'a> {
 
     fn place_one_by_one(&mut self, class: &Class, v: &Variant, pods: &[usize]) -> usize {
         let mut node_candidates: Vec<usize> = self.node_order.clone();
-        let mut claim_candidates: Vec<usize> = (0..self.claims.len()).collect();
+        let mut claim_candidates = self.open_claim_list();
         let first_plan = self.plan_claim(class, v, 1);
         let rho = first_plan.as_ref().map_or(f64::INFINITY, |p| p.price_per_pod);
         // A fresh node looks the same to every pod of the class unless its placement depends on counts a
         // fresh node can change (affinity, or topology keys other than the hostname): reuse the plan.
         let reusable = v.affinity.is_empty() && v.pin_keys.iter().all(|k| classes::is_hostname(k));
+        // Then counts on a node only grow while the class is placed (a new node being its own, empty
+        // spread domain keeps the global minimum at 0): a node blocked once stays blocked.
+        let blocked_for_good = reusable && v.spreads.iter().all(|s| s.fresh_domains);
         let mut cached = first_plan.ok().filter(|_| reusable);
         let mut placed = 0usize;
         while placed < pods.len() {
             let pod = &pods[placed..placed + 1];
-            if self.first_accepting(&mut node_candidates, |s, n| s.try_node(class, v, n, 1, pod))
-                || self.first_accepting(&mut claim_candidates, |s, c| s.try_claim(class, v, c, 1, rho, pod))
+            if self.first_accepting(&mut node_candidates, false, |s, n| s.try_node(class, v, n, 1, pod))
+                || self.first_accepting(&mut claim_candidates, blocked_for_good, |s, c| {
+                    s.try_claim(class, v, c, 1, rho, pod)
+                })
             {
                 placed += 1;
                 continue;
@@ -814,10 +846,12 @@ impl<'a> State<'a> {
         placed
     }
 
-    /// Tries candidates in order until one takes the pod, dropping those that never will (`Full`).
+    /// Tries candidates in order until one takes the pod, dropping those that never will (`Full`, and
+    /// `Blocked` too when `drop_blocked`).
     fn first_accepting(
         &mut self,
         candidates: &mut Vec<usize>,
+        drop_blocked: bool,
         mut attempt: impl FnMut(&mut Self, usize) -> Attempt,
     ) -> bool {
         let (mut write, mut read) = (0, 0);
@@ -827,6 +861,7 @@ impl<'a> State<'a> {
             read += 1;
             match attempt(self, c) {
                 Attempt::Full => continue,
+                Attempt::Blocked if drop_blocked => continue,
                 Attempt::Blocked => {}
                 Attempt::Placed(_) => accepted = true,
             }
@@ -883,7 +918,8 @@ impl<'a> State<'a> {
         let claim = &self.claims[c];
         let pool = &self.pools[claim.pool];
         let pod = &class.rep;
-        if first_untolerated(&pod.tolerations, &pool.pool.taints, v.strict_prefer_taints).is_some()
+        if fit_count(&claim.hull, &claim.used, &pod.requests) == 0
+            || first_untolerated(&pod.tolerations, &pool.pool.taints, v.strict_prefer_taints).is_some()
             || ports_conflict(&pod.host_ports, &claim.ports)
         {
             return Attempt::Full;
@@ -969,6 +1005,7 @@ impl<'a> State<'a> {
         let pool_idx = self.claims[c].pool;
         let pool = &self.pools[pool_idx];
         let charge = max_charge(pool, &types);
+        let hull = types.iter().fold(Resources::default(), |h, &(t, _)| h.max_each(&pool.types[t].room));
         let claim = &mut self.claims[c];
         for (key, old) in &claim.charge {
             *self.pools[pool_idx].remaining.get_mut(key).expect("charge keys are limit keys") +=
@@ -976,8 +1013,12 @@ impl<'a> State<'a> {
         }
         claim.charge = charge;
         claim.req = req;
+        claim.hull = hull;
         claim.types = types;
         add_scaled(&mut claim.used, &class.rep.requests, k);
+        if fit_count(&claim.hull, &claim.used, &self.smallest_request) == 0 {
+            self.open_claims.retain(|&o| o != c);
+        }
         claim.ports.extend(class.rep.host_ports.iter().cloned());
         claim.pods.extend(&pods[..k as usize]);
         self.record(class, v, Target::Claim(c), k);
@@ -1005,13 +1046,19 @@ impl<'a> State<'a> {
             hostname,
             used: Resources::default(),
             types: types.clone(),
+            hull: Resources::default(),
             ports: Vec::new(),
             pods: Vec::new(),
             charge: BTreeMap::new(),
         });
         // Charged above; add_to_claim re-charges against the same type set, so start from it.
         self.claims[c].charge = charge;
+        self.open_claims.push(c);
         self.add_to_claim(c, class, v, req, types, pods.len() as i64, pods);
+    }
+
+    fn open_claim_list(&self) -> Vec<usize> {
+        self.open_claims.clone()
     }
 
     /// The cheapest way to open a claim for up to `n` pods of the class, from the heaviest pool tier that
@@ -1236,6 +1283,18 @@ impl<'a> State<'a> {
         out.unschedulable.sort();
         debug_assert_eq!(classes.iter().map(|c| c.pods.len()).sum::<usize>(), input.pending.len());
         out
+    }
+}
+
+/// Element-wise minimum of the pods' requests (extended resources count as 0: not every pod needs one).
+fn smallest_request(pods: &[Arc<Pod>]) -> Resources {
+    let min = |f: fn(&Resources) -> i64| pods.iter().map(|p| f(&p.requests)).min().unwrap_or(0).max(0);
+    Resources {
+        cpu: min(|r| r.cpu),
+        memory: min(|r| r.memory),
+        ephemeral_storage: min(|r| r.ephemeral_storage),
+        pods: min(|r| r.pods),
+        extended: BTreeMap::new(),
     }
 }
 
