@@ -59,11 +59,19 @@ pub fn candidates(
 
 /// The LP lower bound in $/h on hosting pods whose requests sum to `demand` on `candidates`.
 pub fn lower_bound(demand: &Resources, candidates: &[Candidate]) -> Result<f64, Error> {
+    let prices = dual_prices(demand, candidates)?;
+    Ok(prices.iter().map(|(r, y)| demand.get(r) as f64 * y).sum::<f64>().max(0.0))
+}
+
+/// The LP's dual solution: a price in $/h per unit of each resource `demand` requests, such that no
+/// candidate's allocatable is worth more than its price and the demand is worth [`lower_bound`]. The
+/// types worth exactly their price are the ones an optimal (fractional) fleet buys.
+pub fn dual_prices(demand: &Resources, candidates: &[Candidate]) -> Result<BTreeMap<String, f64>, Error> {
     check_hostable(demand, candidates)?;
     let resources: Vec<(&str, f64)> =
         demand.iter().map(|(r, d)| (r, d as f64)).filter(|(_, d)| *d > 0.0).collect();
     if resources.is_empty() {
-        return Ok(0.0);
+        return Ok(BTreeMap::new());
     }
     // Column r of row t: the share of the whole demand for r that one node of t supplies. With z_r = demand_r ·
     // y_r the objective is Σ z_r and all coefficients are of similar magnitude.
@@ -95,7 +103,7 @@ pub fn lower_bound(demand: &Resources, candidates: &[Candidate]) -> Result<f64, 
     if worst > 1.0 {
         z.iter_mut().for_each(|v| *v /= worst);
     }
-    Ok(z.iter().sum::<f64>().max(0.0))
+    Ok(resources.iter().zip(&z).map(|((r, d), z)| (r.to_string(), z.max(0.0) / d)).collect())
 }
 
 /// The per-resource fractional bounds `demand_r × min_t price_t / allocatable_t,r`: each is at most
@@ -202,6 +210,11 @@ mod tests {
         assert!((bound - 1.6).abs() < 1e-9, "{bound}");
         let per_resource = per_resource_bounds(&demand, &cands).unwrap();
         assert!((per_resource["cpu"] - 1.0).abs() < 1e-9 && (per_resource["memory"] - 1.0).abs() < 1e-9);
+        // Both types are worth exactly their price: 4000·y_cpu + 2·y_GiB = 1 = 1000·y_cpu + 8·y_GiB.
+        let y = dual_prices(&demand, &cands).unwrap();
+        assert!((y["cpu"] - 0.0002).abs() < 1e-12, "{y:?}");
+        assert!((y["memory"] * GI as f64 - 0.1).abs() < 1e-9, "{y:?}");
+        assert_eq!(y.get(PODS).copied().unwrap_or(0.0), 0.0, "pod slots are not scarce");
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::{
 };
 
 use super::{
+    bound,
     classes::{self, VariantSpec, VolumeTopology},
     requirements::{Requirements, ValueSet, label_value},
     taints::{DisplayTaint, first_untolerated},
@@ -35,6 +36,9 @@ use super::{
 /// Launch options cover the cheapest this many types of a claim (Karpenter's AWS provider sends 60 to
 /// CreateFleet); `NewClaim::instance_types` keeps every type that fits.
 pub const MAX_LAUNCH_TYPES: usize = 60;
+
+/// Packing classes together tries this many of the most price-efficient types per node.
+const PACKING_SHORTLIST: usize = 24;
 
 /// A node pods can be placed on: registered, or launched and not yet registered (in flight).
 #[derive(Debug, Clone, PartialEq)]
@@ -681,6 +685,8 @@ impl<'a> State<'a> {
     // === Placement ===
 
     fn run(&mut self, classes: &[Class]) {
+        let mut unplaced: Vec<Vec<usize>> = classes.iter().map(|c| c.pods.clone()).collect();
+        self.pack_together(classes, &mut unplaced);
         let mut pending: Vec<(usize, Vec<usize>)> = Vec::new();
         for (ci, class) in classes.iter().enumerate() {
             if let Some(reason) = &class.invalid {
@@ -689,7 +695,7 @@ impl<'a> State<'a> {
                 }
                 continue;
             }
-            let left = self.place_class(classes, ci, class.pods.clone());
+            let left = self.place_class(classes, ci, std::mem::take(&mut unplaced[ci]));
             if !left.is_empty() {
                 pending.push((ci, left));
             }
@@ -744,11 +750,12 @@ impl<'a> State<'a> {
         pods
     }
 
-    fn place_bulk(&mut self, class: &Class, v: &Variant, pods: &[usize]) -> usize {
+    /// Puts what fits of `pods` (of an unconstrained variant) on existing nodes, in node order.
+    fn fill_nodes(&mut self, class: &Class, v: &Variant, pods: &[usize]) -> usize {
         let mut placed = 0usize;
         for oi in 0..self.node_order.len() {
             if placed == pods.len() {
-                return placed;
+                break;
             }
             let n = self.node_order[oi];
             if let Attempt::Placed(k) =
@@ -757,6 +764,11 @@ impl<'a> State<'a> {
                 placed += k as usize;
             }
         }
+        placed
+    }
+
+    fn place_bulk(&mut self, class: &Class, v: &Variant, pods: &[usize]) -> usize {
+        let mut placed = self.fill_nodes(class, v, pods);
         if placed == pods.len() {
             return placed;
         }
@@ -1055,6 +1067,170 @@ impl<'a> State<'a> {
         self.claims[c].charge = charge;
         self.open_claims.push(c);
         self.add_to_claim(c, class, v, req, types, pods.len() as i64, pods);
+    }
+
+    // === Packing classes together ===
+
+    /// Unconstrained classes that can share nodes (same tolerations and node requirements, no topology)
+    /// are packed together before the class-by-class pass: each new node gets the mix of their remaining
+    /// pods and the instance type that cost least per unit of demand packed, demand being valued at the
+    /// LP bound's dual prices (so cpu-heavy and memory-heavy pods fill the same nodes instead of each
+    /// wasting the other resource). What this leaves (limits, no pool) goes through the usual pass.
+    fn pack_together(&mut self, classes: &[Class], unplaced: &mut [Vec<usize>]) {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (ci, class) in classes.iter().enumerate() {
+            let Some(v) = class.variants.first() else { continue };
+            if class.invalid.is_some()
+                || v.constrained
+                || v.alternatives.len() != 1
+                || !v.pin_keys.is_empty()
+                || !class.member_of.is_empty()
+            {
+                continue;
+            }
+            let same = |g: &&mut Vec<usize>| {
+                let other = &classes[g[0]];
+                let w = &other.variants[0];
+                other.rep.tolerations == class.rep.tolerations
+                    && other.rep.priority == class.rep.priority
+                    && w.alternatives == v.alternatives
+                    && w.strict_prefer_taints == v.strict_prefer_taints
+            };
+            match groups.iter_mut().find(same) {
+                Some(g) => g.push(ci),
+                None => groups.push(vec![ci]),
+            }
+        }
+        for group in groups.into_iter().filter(|g| g.len() > 1) {
+            for &ci in &group {
+                let placed = self.fill_nodes(&classes[ci], &classes[ci].variants[0], &unplaced[ci]);
+                unplaced[ci].drain(..placed);
+            }
+            // Classes of the group that would open nodes of the same pool with the same requirements.
+            let mut shared: Vec<(ClaimPlan, Vec<usize>)> = Vec::new();
+            for &ci in &group {
+                let n = unplaced[ci].len() as i64;
+                if n == 0 {
+                    continue;
+                }
+                let Ok(plan) = self.plan_claim(&classes[ci], &classes[ci].variants[0], n) else { continue };
+                match shared.iter_mut().find(|(p, _)| p.pool == plan.pool && p.req == plan.req) {
+                    Some((_, members)) => members.push(ci),
+                    None => shared.push((plan, vec![ci])),
+                }
+            }
+            for (plan, members) in shared.into_iter().filter(|(_, m)| m.len() > 1) {
+                self.pack_members(classes, &members, plan.pool, &plan.req, unplaced);
+            }
+        }
+    }
+
+    fn pack_members(
+        &mut self,
+        classes: &[Class],
+        members: &[usize],
+        pi: usize,
+        req: &Requirements,
+        unplaced: &mut [Vec<usize>],
+    ) {
+        let variant = |ci: usize| &classes[ci].variants[0];
+        let pool = &self.pools[pi];
+        let keys: Vec<&str> = variant(members[0]).alternatives[0].iter().map(|(k, _)| k).collect();
+        // Every type of the pool the members may use, cheapest first.
+        let mut types: Vec<(usize, f64)> = pool
+            .types
+            .iter()
+            .enumerate()
+            .filter(|(_, tc)| pool.type_matches(tc, req, keys.iter().copied()))
+            .filter_map(|(t, tc)| offering_price(&tc.it, req).map(|p| (t, p)))
+            .collect();
+        sort_types(&mut types, &pool.types);
+        let mut demand = Resources::default();
+        for &ci in members {
+            add_scaled(&mut demand, &classes[ci].rep.requests, unplaced[ci].len() as i64);
+        }
+        let candidates: Vec<bound::Candidate> = types
+            .iter()
+            .map(|&(t, price)| bound::Candidate {
+                name: pool.types[t].it.name.clone(),
+                allocatable: pool.types[t].room.clone(),
+                price,
+            })
+            .collect();
+        let Ok(prices) = bound::dual_prices(&demand, &candidates) else { return };
+        let worth = |r: &Resources| prices.iter().map(|(k, y)| r.get(k) as f64 * y).sum::<f64>();
+        // Types whose allocatable is worth the most per $ can be packed closest to the bound.
+        let mut shortlist = types.clone();
+        shortlist.sort_by(|a, b| {
+            let eff = |&(t, price): &(usize, f64)| worth(&pool.types[t].room) / price.max(f64::MIN_POSITIVE);
+            eff(b).total_cmp(&eff(a)).then_with(|| pool.types[a.0].it.name.cmp(&pool.types[b.0].it.name))
+        });
+        shortlist.truncate(PACKING_SHORTLIST);
+        // Biggest pods first within a node (first-fit-decreasing by worth).
+        let mut order: Vec<(usize, f64)> =
+            members.iter().map(|&ci| (ci, worth(&classes[ci].rep.requests))).collect();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        loop {
+            let pool = &self.pools[pi];
+            // The packing (class, pods) whose nodes cost least per unit of worth, priced at the cheapest
+            // type that holds it.
+            let mut best: Option<(f64, Vec<(usize, i64)>, Resources)> = None;
+            for &(t, _) in &shortlist {
+                let room = &pool.types[t].room;
+                let mut used = Resources::default();
+                let mut packing = Vec::new();
+                let mut value = 0.0;
+                for &(ci, w) in &order {
+                    let each = &classes[ci].rep.requests;
+                    let k = fit_count(room, &used, each).min(unplaced[ci].len() as i64);
+                    if k > 0 {
+                        add_scaled(&mut used, each, k);
+                        packing.push((ci, k));
+                        value += w * k as f64;
+                    }
+                }
+                if value <= 0.0 {
+                    continue;
+                }
+                let Some(price) = types
+                    .iter()
+                    .find(|&&(u, _)| used.fits_in(&pool.types[u].room) && pool.within_limits(&pool.types[u]))
+                    .map(|&(_, p)| p)
+                else {
+                    continue;
+                };
+                let score = price / value;
+                if best.as_ref().is_none_or(|b| score < b.0 - 1e-12) {
+                    best = Some((score, packing, used));
+                }
+            }
+            let Some((_, packing, used)) = best else { return };
+            let fitting: Vec<(usize, f64)> =
+                types.iter().copied().filter(|&(t, _)| used.fits_in(&pool.types[t].room)).collect();
+            let repeats = packing.iter().map(|&(ci, k)| unplaced[ci].len() as i64 / k).min().unwrap_or(1);
+            for _ in 0..repeats.max(1) {
+                let pool = &self.pools[pi];
+                if !fitting.iter().any(|&(t, _)| pool.within_limits(&pool.types[t])) {
+                    return;
+                }
+                let (first, k) = packing[0];
+                let plan = ClaimPlan {
+                    pool: pi,
+                    req: req.clone(),
+                    pods: k,
+                    types: fitting.clone(),
+                    price_per_pod: 0.0,
+                };
+                let pods: Vec<usize> = unplaced[first].drain(..k as usize).collect();
+                self.open_claim(&classes[first], variant(first), &plan, &pods);
+                let c = self.claims.len() - 1;
+                for &(ci, k) in &packing[1..] {
+                    let pods: Vec<usize> = unplaced[ci].drain(..k as usize).collect();
+                    let (claim_req, claim_types) = (self.claims[c].req.clone(), self.claims[c].types.clone());
+                    self.add_to_claim(c, &classes[ci], variant(ci), claim_req, claim_types, k, &pods);
+                }
+            }
+        }
     }
 
     fn open_claim_list(&self) -> Vec<usize> {
