@@ -7,7 +7,7 @@ use ballast::{
     actuator::kube::{ActuatorMetrics, KubeActuator},
     client::{self, ClientMetrics},
     clock::{Clock, SystemClock},
-    config::{ClusterArgs, Command, LeaderArgs, LoopArgs, OutputFormat, RunArgs, SimulateArgs},
+    config::{ClusterArgs, Command, LeaderArgs, LoopArgs, OutputFormat, PlanArgs, RunArgs, SimulateArgs},
     leader::{self, Election, LeaderGate, LeaderMetrics, LeaseConfig},
     proportional::{Proportional, ProportionalArgs},
     simulate,
@@ -42,7 +42,7 @@ pub fn main(command: Command, log: LogHandle) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
             runtime.block_on(run(*args, log))
         }
-        Command::Plan => not_implemented("plan"),
+        Command::Plan(args) => plan(&args),
         Command::Convert => not_implemented("convert"),
     }
 }
@@ -64,6 +64,18 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Text => print!("{}", report.to_text()),
         OutputFormat::Json => {
             println!("{}", serde_json::to_string_pretty(&report).context("failed to encode the report")?)
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ballast plan`: what each loop would do now; writes nothing.
+fn plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let report = ballast::plan::run(args).context("failed to plan")?;
+    match args.output {
+        OutputFormat::Text => print!("{}", report.to_text()),
+        OutputFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&report).context("failed to encode the plan")?)
         }
     }
     Ok(ExitCode::SUCCESS)

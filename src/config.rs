@@ -22,8 +22,9 @@ pub enum Command {
     Crds,
     /// Run in a cluster: watch, elect a leader, and run the enabled loops.
     Run(Box<RunArgs>),
-    /// Print what each loop would do now, without writing anything (not implemented yet).
-    Plan,
+    /// Print what each loop would do now, from a snapshot directory or the live cluster, without writing
+    /// anything.
+    Plan(Box<PlanArgs>),
     /// Convert Karpenter, Cluster Autoscaler, CPA and KEDA objects to ballast's (not implemented yet).
     Convert,
 }
@@ -33,7 +34,7 @@ impl Command {
     pub fn default_log_level(&self) -> &'static str {
         match self {
             Command::Run(_) => "info",
-            Command::Simulate(_) | Command::Crds | Command::Plan | Command::Convert => "warn",
+            Command::Simulate(_) | Command::Crds | Command::Plan(_) | Command::Convert => "warn",
         }
     }
 }
@@ -162,6 +163,34 @@ pub struct ClusterArgs {
     /// SQS queue name or URL receiving spot interruption, rebalance and health events.
     #[arg(long, env = "BALLAST_INTERRUPTION_QUEUE")]
     pub interruption_queue: Option<String>,
+}
+
+// === plan ===
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Directory of `kubectl get -o yaml` (or `-o json`) dumps to plan from; without it the live cluster of
+    /// the kubeconfig is read (never written).
+    #[arg(long, env = "BALLAST_SNAPSHOT")]
+    pub snapshot: Option<PathBuf>,
+    /// Instance-type catalog file in the simulator's format; default: the bundled EC2 catalog.
+    #[arg(long, env = "BALLAST_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Plan as of this time (RFC 3339, e.g. `2026-11-23T12:00:00Z`) for reproducible output; default: now.
+    #[arg(long, env = "BALLAST_NOW")]
+    pub now: Option<jiff::Timestamp>,
+    #[arg(long, env = "BALLAST_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Live mode: give up when the watches have not listed every kind within this many seconds.
+    #[arg(long, env = "BALLAST_SYNC_TIMEOUT_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sync_timeout_seconds: u64,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Which loops to plan; none given plans every loop `plan` supports.
+    #[command(flatten)]
+    pub loops: LoopArgs,
+    #[command(flatten, next_help_heading = "Proportional scaling")]
+    pub proportional: crate::proportional::ProportionalArgs,
 }
 
 /// One switch per loop; each loop is wired in `app` by the issue that adds it.

@@ -17,6 +17,7 @@ pub mod interruption;
 pub mod leader;
 pub mod manifest;
 pub mod model;
+pub mod plan;
 pub mod proportional;
 pub mod provisioning;
 pub mod resources;

@@ -130,10 +130,31 @@ pub fn load_file(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
 pub fn load_str(file: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
     let mut manifests = Vec::new();
     for (number, document) in documents(file, text)? {
-        let mut at = Location { file, document: number, prefix: String::new() };
-        manifests.extend(from_value(&mut at, document)?);
+        let mut at = Location { file, document: number, prefix: String::new(), strict: true };
+        let mut loaded = Vec::new();
+        from_value(&mut at, document, &mut loaded);
+        for manifest in loaded {
+            manifests.push(manifest?);
+        }
     }
     Ok(manifests)
+}
+
+/// Loads a dump of live objects (`kubectl get -o yaml`) one object at a time: an object that does not load is
+/// an `Err` naming it, and the objects after it still load. Fields the typed objects do not know are ignored
+/// (a newer API server adds some), not errors as in [`load_str`]. A file that is not YAML or JSON at all is
+/// one `Err`.
+pub fn load_dump_str(file: &str, text: &str) -> Vec<Result<Manifest, ManifestError>> {
+    let documents = match documents(file, text) {
+        Ok(documents) => documents,
+        Err(error) => return vec![Err(error)],
+    };
+    let mut out = Vec::new();
+    for (number, document) in documents {
+        let mut at = Location { file, document: number, prefix: String::new(), strict: false };
+        from_value(&mut at, document, &mut out);
+    }
+    out
 }
 
 /// Splits `text` into numbered documents: JSON (one or more concatenated values) when it starts with `{`, else
@@ -164,6 +185,8 @@ struct Location<'a> {
     file: &'a str,
     document: usize,
     prefix: String,
+    /// Unknown fields are errors (manifests users write), or ignored (dumps of live objects).
+    strict: bool,
 }
 
 impl Location<'_> {
@@ -204,7 +227,21 @@ fn format_path(path: &serde_ignored::Path<'_>) -> String {
     }
 }
 
-fn from_value(at: &mut Location<'_>, mut value: Value) -> Result<Vec<Manifest>, ManifestError> {
+/// Pushes the object in `value` (or each item of a `List`) to `out`, an `Err` for each that does not load.
+fn from_value(at: &mut Location<'_>, value: Value, out: &mut Vec<Result<Manifest, ManifestError>>) {
+    match one_value(at, value, out) {
+        Ok(Some(manifest)) => out.push(Ok(manifest)),
+        Ok(None) => {}
+        Err(error) => out.push(Err(error)),
+    }
+}
+
+/// The object in `value`; `None` for a `List`, whose items were pushed to `out`.
+fn one_value(
+    at: &mut Location<'_>,
+    mut value: Value,
+    out: &mut Vec<Result<Manifest, ManifestError>>,
+) -> Result<Option<Manifest>, ManifestError> {
     if !value.is_object() {
         return Err(at.error(None, "", "expected an object with apiVersion and kind"));
     }
@@ -227,13 +264,12 @@ fn from_value(at: &mut Location<'_>, mut value: Value) -> Result<Vec<Manifest>, 
             return Err(at.error(object, "items", "a List needs an items array"));
         };
         let outer = std::mem::take(&mut at.prefix);
-        let mut manifests = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
             at.prefix = if outer.is_empty() { format!("items[{i}]") } else { format!("{outer}.items[{i}]") };
-            manifests.extend(from_value(at, item)?);
+            from_value(at, item, out);
         }
         at.prefix = outer;
-        return Ok(manifests);
+        return Ok(None);
     }
 
     let (api_version, kind) = match (api_version.as_str(), kind.as_str()) {
@@ -251,7 +287,7 @@ fn from_value(at: &mut Location<'_>, mut value: Value) -> Result<Vec<Manifest>, 
         object: &Option<String>,
         value: Value,
         wrap: fn(T) -> Manifest,
-    ) -> Result<Vec<Manifest>, ManifestError> {
+    ) -> Result<Option<Manifest>, ManifestError> {
         let mut unknown = Vec::new();
         // kube's custom resource types take apiVersion and kind from the type, not the document (checked above).
         let mut record_unknown = |path: serde_ignored::Path<'_>| match format_path(&path) {
@@ -268,14 +304,14 @@ fn from_value(at: &mut Location<'_>, mut value: Value) -> Result<Vec<Manifest>, 
         // Like `kubectl apply`'s strict field validation: a misspelt field is an error, not a silent default.
         // Sorted, so the report does not depend on serde_json's map order.
         unknown.sort();
-        if let Some(first) = unknown.first() {
+        if let Some(first) = unknown.first().filter(|_| at.strict) {
             let reason = match unknown.len() {
                 1 => "unknown field".to_string(),
                 n => format!("unknown field (and {} more: {})", n - 1, unknown[1..].join(", ")),
             };
             return Err(at.error(object.clone(), first, reason));
         }
-        Ok(vec![wrap(typed)])
+        Ok(Some(wrap(typed)))
     }
 
     match (api_version.as_str(), kind.as_str()) {
@@ -304,7 +340,7 @@ fn from_value(at: &mut Location<'_>, mut value: Value) -> Result<Vec<Manifest>, 
             "apiVersion",
             format!("unsupported {api_version} {kind}: ballast serves Provisioner, NodeTemplate and NodeClaim as {}", api::API_VERSION),
         )),
-        _ => Ok(vec![Manifest::Other { api_version, kind, name }]),
+        _ => Ok(Some(Manifest::Other { api_version, kind, name })),
     }
 }
 
@@ -612,6 +648,36 @@ spec:
             "failed to load test.yaml document 1 (Provisioner/p): apiVersion: unsupported ballast.dev/v2 \
              Provisioner: ballast serves Provisioner, NodeTemplate and NodeClaim as ballast.dev/v1alpha1"
         );
+    }
+
+    #[test]
+    fn dumps_load_object_by_object_and_ignore_unknown_fields() {
+        let text = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: a, namespace: x}
+  fieldFromANewerServer: 1
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: [not, a, name], namespace: x}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: c, namespace: x}
+"#;
+        let results = load_dump_str("dump.yaml", text);
+        let names: Vec<Option<&str>> =
+            results.iter().map(|r| r.as_ref().ok().and_then(|m| m.name())).collect();
+        assert_eq!(names, [Some("a"), None, Some("c")]);
+        let error = results[1].as_ref().unwrap_err().to_string();
+        assert!(
+            error.contains("dump.yaml document 1") && error.contains("items[1].metadata.name"),
+            "{error}"
+        );
+        // Written manifests stay strict.
+        assert!(load_err(text).contains("fieldFromANewerServer"));
     }
 
     #[test]

@@ -23,12 +23,20 @@ fn crds_prints_and_succeeds() {
 }
 
 #[test]
-fn plan_and_convert_say_not_implemented_and_exit_2() {
-    for command in ["plan", "convert"] {
+fn convert_says_not_implemented_and_exits_2() {
+    for command in ["convert"] {
         let output = ballast(&[command], &[]);
         assert_eq!(output.status.code(), Some(2), "{command}");
         assert!(stderr(&output).contains("not implemented yet"), "{command}: {}", stderr(&output));
     }
+}
+
+#[test]
+fn plan_on_a_missing_snapshot_exits_1_naming_it() {
+    let output = ballast(&["plan", "--snapshot", "/nonexistent/snapshot"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("/nonexistent/snapshot") && err.contains("not a directory"), "{err}");
 }
 
 #[test]

@@ -256,10 +256,8 @@ impl Proportional {
 
     /// Reads `/scale` of every target named in the snapshot.
     pub async fn observe(&self, snap: &Snapshot) -> BTreeMap<ScaleTarget, ScaleRead> {
-        let targets: BTreeSet<ScaleTarget> =
-            self.sources(snap).iter().filter_map(|source| source.targets().ok()).flatten().collect();
         let mut current = BTreeMap::new();
-        for target in targets {
+        for target in self.targets(snap) {
             let read = match self.actuator.get_scale(&target).await {
                 Ok(replicas) => ScaleRead::Replicas(replicas),
                 Err(actuator::Error::NotFound(_)) => ScaleRead::NotFound,
@@ -268,6 +266,12 @@ impl Proportional {
             current.insert(target, read);
         }
         current
+    }
+
+    /// Every target named by a params ConfigMap (or the flags) in the snapshot: what [`Self::plan`] needs the
+    /// current replicas of.
+    pub fn targets(&self, snap: &Snapshot) -> BTreeSet<ScaleTarget> {
+        self.sources(snap).iter().filter_map(|source| source.targets().ok()).flatten().collect()
     }
 
     /// Desired replicas for every target, from the snapshot's nodes (and launching NodeClaims where a

@@ -170,6 +170,38 @@ pub fn pod_converter() -> Converter<core::Pod> {
     domain(convert::pod, Object::Pod)
 }
 
+pub fn daemonset_converter() -> Converter<apps::DaemonSet> {
+    domain(convert::daemonset, Object::DaemonSet)
+}
+
+pub fn pdb_converter() -> Converter<policy::PodDisruptionBudget> {
+    domain(convert::pdb, Object::PodDisruptionBudget)
+}
+
+pub fn pvc_converter() -> Converter<core::PersistentVolumeClaim> {
+    domain(convert::pvc, Object::PersistentVolumeClaim)
+}
+
+pub fn pv_converter() -> Converter<core::PersistentVolume> {
+    domain(convert::pv, Object::PersistentVolume)
+}
+
+pub fn storage_class_converter() -> Converter<storage::StorageClass> {
+    domain(convert::storage_class, Object::StorageClass)
+}
+
+pub fn provisioner_converter() -> Converter<Provisioner> {
+    custom(Object::Provisioner)
+}
+
+pub fn node_template_converter() -> Converter<NodeTemplate> {
+    custom(Object::NodeTemplate)
+}
+
+pub fn node_claim_converter() -> Converter<NodeClaim> {
+    custom(Object::NodeClaim)
+}
+
 // === Spawning ===
 
 /// Registers every kind with `cluster` (so it is not [`Cluster::synced`] until each has listed once) and spawns
@@ -187,56 +219,56 @@ pub fn spawn(client: kube::Client, cluster: &Cluster, options: &WatchOptions) ->
             Kind::DaemonSet,
             Api::<apps::DaemonSet>::all(c.clone()),
             all.clone(),
-            domain(convert::daemonset, Object::DaemonSet),
+            daemonset_converter(),
         ),
         spawn_one(
             cluster,
             Kind::PodDisruptionBudget,
             Api::<policy::PodDisruptionBudget>::all(c.clone()),
             all.clone(),
-            domain(convert::pdb, Object::PodDisruptionBudget),
+            pdb_converter(),
         ),
         spawn_one(
             cluster,
             Kind::PersistentVolumeClaim,
             Api::<core::PersistentVolumeClaim>::all(c.clone()),
             all.clone(),
-            domain(convert::pvc, Object::PersistentVolumeClaim),
+            pvc_converter(),
         ),
         spawn_one(
             cluster,
             Kind::PersistentVolume,
             Api::<core::PersistentVolume>::all(c.clone()),
             all.clone(),
-            domain(convert::pv, Object::PersistentVolume),
+            pv_converter(),
         ),
         spawn_one(
             cluster,
             Kind::StorageClass,
             Api::<storage::StorageClass>::all(c.clone()),
             all.clone(),
-            domain(convert::storage_class, Object::StorageClass),
+            storage_class_converter(),
         ),
         spawn_one(
             cluster,
             Kind::Provisioner,
             Api::<Provisioner>::all(c.clone()),
             all.clone(),
-            custom(Object::Provisioner),
+            provisioner_converter(),
         ),
         spawn_one(
             cluster,
             Kind::NodeTemplate,
             Api::<NodeTemplate>::all(c.clone()),
             all.clone(),
-            custom(Object::NodeTemplate),
+            node_template_converter(),
         ),
         spawn_one(
             cluster,
             Kind::NodeClaim,
             Api::<NodeClaim>::all(c.clone()),
             all.clone(),
-            custom(Object::NodeClaim),
+            node_claim_converter(),
         ),
         spawn_one(
             cluster,
