@@ -371,6 +371,37 @@ mod tests {
     }
 
     #[test]
+    fn plan_flags() {
+        let Command::Plan(plan) = parse(&["ballast", "plan"]).unwrap().command else { panic!() };
+        assert_eq!((plan.snapshot, plan.catalog, plan.now), (None, None, None));
+        assert_eq!(plan.output, OutputFormat::Text);
+        assert_eq!(plan.sync_timeout_seconds, 60);
+
+        let cli = parse(&[
+            "ballast",
+            "plan",
+            "--snapshot=dump",
+            "--catalog=catalog.yaml",
+            "--now=2026-11-23T12:00:00Z",
+            "--output=json",
+            "--enable-disruption",
+            "--proportional-configmap=dns",
+            "--proportional-target=deployment/coredns",
+        ])
+        .unwrap();
+        let Command::Plan(plan) = cli.command else { panic!() };
+        assert_eq!(plan.snapshot, Some(PathBuf::from("dump")));
+        assert_eq!(plan.catalog, Some(PathBuf::from("catalog.yaml")));
+        assert_eq!(plan.now.unwrap().to_string(), "2026-11-23T12:00:00Z");
+        assert_eq!(plan.output, OutputFormat::Json);
+        assert!(plan.loops.enable_disruption && !plan.loops.enable_provisioning);
+        assert_eq!(plan.proportional.config_map.as_deref(), Some("dns"));
+
+        let err = parse(&["ballast", "plan", "--now", "noon"]).unwrap_err().to_string();
+        assert!(err.contains("--now") && err.contains("noon"), "{err}");
+    }
+
+    #[test]
     fn proportional_flags_are_part_of_run() {
         let run = run_args(&[
             "ballast",

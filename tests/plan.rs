@@ -208,7 +208,11 @@ fn unusable_input_exits_1_with_a_clear_message() {
 fn served_objects() -> BTreeMap<&'static str, Vec<Value>> {
     let mut by_path: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
     for entry in std::fs::read_dir(SNAPSHOT).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
         let list: Value = serde_yaml_ng::from_str(&text).unwrap();
         for mut item in list["items"].as_array().unwrap().clone() {
             let path = match item["kind"].as_str().unwrap() {

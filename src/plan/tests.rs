@@ -202,3 +202,60 @@ fn plans_only_the_enabled_loops_and_never_acts() {
     assert_eq!((target.name.as_str(), target.current, target.desired), ("coredns", 2, 1));
     assert_eq!(report.now, "2026-11-23T12:00:00Z");
 }
+
+/// A consolidating Provisioner, one of its nodes, and a pending pod no instance type can host.
+const CONSOLIDATING: &str = r#"
+apiVersion: ballast.dev/v1alpha1
+kind: Provisioner
+metadata: {name: general}
+spec:
+  consolidation: {enabled: true}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: n1
+  creationTimestamp: "2026-11-23T10:00:00Z"
+  labels:
+    karpenter.sh/provisioner-name: general
+    karpenter.sh/capacity-type: on-demand
+    node.kubernetes.io/instance-type: m5.large
+    topology.kubernetes.io/zone: us-east-1a
+status:
+  allocatable: {cpu: 1930m, memory: 7246132Ki, pods: "29"}
+  conditions: [{type: Ready, status: "True"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: mainframe, namespace: default, creationTimestamp: "2026-11-23T11:59:00Z"}
+spec:
+  nodeSelector: {kubernetes.io/arch: s390x}
+  containers: [{name: app, resources: {requests: {cpu: 100m}}}]
+status: {phase: Pending}
+"#;
+
+#[test]
+fn reports_unschedulable_pods_with_reasons_and_why_consolidation_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "cluster.yaml", CONSOLIDATING);
+    let input = Input::from_loaded("test".into(), load_dir(dir.path(), &BTreeSet::new()).unwrap());
+    let now: Timestamp = "2026-11-23T12:00:00Z".parse().unwrap();
+    let report = plan(&input, &Catalog::bundled(), Loops::ALL, &ProportionalArgs::default(), now);
+
+    let provisioning = report.provisioning.as_ref().unwrap();
+    assert!(provisioning.launches.is_empty(), "{provisioning:?}");
+    let [problem] = provisioning.unschedulable.as_slice() else { panic!("{provisioning:?}") };
+    assert_eq!(problem.pod, "default/mainframe");
+    assert!(!problem.reason.is_empty());
+
+    // The empty node would be consolidated, but not while a pod is pending.
+    let disruption = report.disruption.as_ref().unwrap();
+    assert_eq!(disruption.decision, None);
+    assert_eq!(
+        disruption.waiting,
+        ["consolidation holds while 1 pod(s) are pending: the provisioner is still placing pods"]
+    );
+    let text = report.to_text();
+    assert!(text.contains(&format!("unschedulable default/mainframe: {}", problem.reason)), "{text}");
+    assert!(text.contains("Disruption: disrupt nothing"), "{text}");
+}
