@@ -718,4 +718,21 @@ mod tests {
         assert!(plan.unschedulable[0].1.contains("Provisioner default"), "{:?}", plan.unschedulable);
         assert_eq!(plan.limited.get("default").map(String::as_str), Some("cpu: 1"));
     }
+
+    #[tokio::test]
+    async fn a_provisioner_at_its_limit_gets_a_warning_event_naming_the_limit() {
+        let limited = provisioner("  limits: {resources: {cpu: '1'}}\n");
+        let snap = Snapshot::from_objects([limited, pod("a", "1")]);
+        let plan = plan(&snap, &catalog(), &Nominations::new(), now());
+        let (cloud, _) = sim(1);
+        let kube = Arc::new(crate::actuator::RecordingActuator::new());
+        Provisioner::new(cloud, kube.clone(), Batcher::default()).act(&plan, now()).await;
+        let event = kube.events().pop().expect("an event");
+        assert_eq!(
+            (event.kind.as_str(), event.name.as_str(), event.reason.as_str()),
+            ("Provisioner", "default", "LimitReached")
+        );
+        assert_eq!(event.type_, crate::actuator::EventType::Warning);
+        assert!(event.message.contains("cpu: 1") && event.message.contains("1 pod(s)"), "{}", event.message);
+    }
 }
