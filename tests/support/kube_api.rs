@@ -31,6 +31,8 @@ struct Store {
 pub struct FakeKube {
     store: Mutex<Store>,
     changes: broadcast::Sender<Change>,
+    /// `METHOD /path` of every request (`WATCH` for watches), in order.
+    requests: Mutex<Vec<String>>,
 }
 
 /// `/api/v1/namespaces/ns/pods/name/status` → (resource, namespace, name, subresource).
@@ -91,7 +93,16 @@ fn status(code: u16, reason: &str, message: String) -> Response {
 
 impl FakeKube {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self { store: Mutex::default(), changes: broadcast::channel(1024).0 })
+        Arc::new(Self {
+            store: Mutex::default(),
+            changes: broadcast::channel(1024).0,
+            requests: Mutex::default(),
+        })
+    }
+
+    /// `METHOD /path` of every request so far (`WATCH` for watches).
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().clone()
     }
 
     /// Stores an object as if created by someone else (`resource` is the plural, e.g. `pods`).
@@ -156,6 +167,8 @@ impl FakeKube {
             .unwrap_or_default()
             .to_string();
         let body = axum::body::to_bytes(request.into_body(), 1 << 22).await.unwrap();
+        let watching = query.get("watch").is_some_and(|w| w == "true");
+        self.requests.lock().push(format!("{} {path}", if watching { "WATCH" } else { method.as_str() }));
         if path == "/version" {
             return respond(
                 200,
@@ -167,7 +180,7 @@ impl FakeKube {
             return status(404, "NotFound", format!("{path} not found"));
         };
         match (method, name) {
-            (Method::GET, None) if query.get("watch").is_some_and(|w| w == "true") => {
+            (Method::GET, None) if watching => {
                 let from: u64 = query.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
                 self.watch(resource, namespace, from)
             }
