@@ -1,7 +1,8 @@
 //! The simulation loop: one-second ticks of virtual time. Each tick runs the due timeline steps, lets the
 //! simulated cloud report registrations, interruptions and reclaims, runs the cluster's controllers and the
-//! kube-scheduler, then ballast's provisioning loop, and records what changed. Ticks where no timer fires
-//! are skipped (they would change nothing), so long scenarios cost what happens in them, not their length.
+//! kube-scheduler, then ballast's provisioning and NodeClaim lifecycle loops (as `ballast run` does), and
+//! records what changed. Ticks where no timer fires are skipped (they would change nothing), so long scenarios
+//! cost what happens in them, not their length.
 
 use std::{
     collections::{BTreeMap, BTreeSet},

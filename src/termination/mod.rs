@@ -12,7 +12,8 @@
 //! 4. only once the cloud reports the instance gone: delete the Node and the NodeClaim and remove their
 //!    finalizers.
 //!
-//! Replacements are launched and initialized by the disruption loop before it taints a node.
+//! Replacements are created by the disruption loop, launched by the NodeClaim lifecycle loop, and initialized
+//! before the disruption loop taints a node.
 
 pub mod gc;
 
