@@ -569,7 +569,7 @@ impl Lifecycle {
                 report.registered.push((name.clone(), node.clone()));
             }
             Step::Initialize { claim: name, node } => {
-                if snap.nodes.get(node).is_none_or(|n| n.labels.get(labels::BALLAST_INITIALIZED).is_none()) {
+                if snap.nodes.get(node).is_none_or(|n| !n.labels.contains_key(labels::BALLAST_INITIALIZED)) {
                     let initialized =
                         BTreeMap::from([(labels::BALLAST_INITIALIZED.to_string(), "true".to_string())]);
                     self.kube

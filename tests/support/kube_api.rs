@@ -35,8 +35,10 @@ pub struct FakeKube {
     requests: Mutex<Vec<String>>,
 }
 
-/// `/api/v1/namespaces/ns/pods/name/status` → (resource, namespace, name, subresource).
-fn parse(path: &str) -> Option<(String, Option<String>, Option<String>, Option<String>)> {
+/// What a request path names: `/api/v1/namespaces/ns/pods/name/status` → resource, namespace, name, subresource.
+type Target = (String, Option<String>, Option<String>, Option<String>);
+
+fn parse(path: &str) -> Option<Target> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let rest = match parts.as_slice() {
         ["api", _version, rest @ ..] => rest,
