@@ -10,6 +10,7 @@ use ballast::{
     config::{ClusterArgs, Command, LeaderArgs, LoopArgs, OutputFormat, PlanArgs, RunArgs, SimulateArgs},
     leader::{self, Election, LeaderGate, LeaderMetrics, LeaseConfig},
     proportional::{Proportional, ProportionalArgs},
+    provisioning::{args::ProvisioningArgs, runner::Loops},
     simulate,
     state::{
         Cluster,
@@ -85,8 +86,8 @@ fn plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
 /// that makes acting unsafe (lost lease task, dead loop).
 async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
     // Destructured so a flag that is not wired fails to compile.
-    let RunArgs { client, admin, leader, cluster, loops, proportional } = args;
-    let ClusterArgs { cluster_name, region, interruption_queue } = cluster;
+    let RunArgs { client, admin, leader, cluster, loops, proportional, provisioning } = args;
+    let ClusterArgs { cluster_name, region, interruption_queue } = cluster.clone();
     let LoopArgs {
         enable_provisioning,
         enable_disruption,
@@ -95,7 +96,6 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         enable_event_scaler,
     } = loops;
     for (enabled, flag) in [
-        (enable_provisioning, "--enable-provisioning"),
         (enable_disruption, "--enable-disruption"),
         (enable_node_groups, "--enable-node-groups"),
         (enable_event_scaler, "--enable-event-scaler"),
@@ -103,6 +103,9 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         if enabled {
             bail!("{flag}: this loop is not available in this build of ballast yet");
         }
+    }
+    if enable_provisioning {
+        check_provisioning(&provisioning)?;
     }
     let identity = identity(&leader)?;
 
@@ -151,6 +154,18 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
                 .run(gate.receiver(), shutdown.clone())
                 .map_named("proportional")
                 .instrument(info_span!("proportional")),
+        );
+    }
+
+    if enable_provisioning {
+        let loops =
+            provisioning_loops(&provisioning, &cluster, &kube, &index, &actuator, &clock, &mut registry)
+                .await?;
+        running.spawn(
+            loops
+                .run(gate.clone(), shutdown.clone())
+                .map_named("provisioning")
+                .instrument(info_span!("provisioning")),
         );
     }
 
@@ -224,6 +239,94 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         }
         Some(error) => Err(error),
     }
+}
+
+/// Flags `--enable-provisioning` needs, checked before connecting to anything.
+fn check_provisioning(args: &ProvisioningArgs) -> anyhow::Result<()> {
+    if !cfg!(feature = "aws") {
+        bail!(
+            "--enable-provisioning: this build of ballast has no AWS support (built without the `aws` feature); \
+             use a release image or build with `--features aws`"
+        );
+    }
+    if args.cluster_endpoint.is_none() {
+        bail!(
+            "--enable-provisioning needs --cluster-endpoint (BALLAST_CLUSTER_ENDPOINT): the API server endpoint \
+             new nodes join"
+        );
+    }
+    Ok(())
+}
+
+/// The provisioning, lifecycle, termination and garbage-collection loops over EC2.
+#[cfg(feature = "aws")]
+async fn provisioning_loops(
+    args: &ProvisioningArgs,
+    cluster: &ClusterArgs,
+    kube: &kube::Client,
+    index: &Cluster,
+    actuator: &Arc<KubeActuator>,
+    clock: &Arc<dyn Clock>,
+    registry: &mut prometheus_client::registry::Registry,
+) -> anyhow::Result<Loops> {
+    use ballast::{
+        actuator::Actuator,
+        cloud::{
+            Catalog, CloudProvider,
+            aws::{self, AwsCloud, AwsSettings, ClusterInfo, Lookups},
+        },
+        provisioning::{
+            Provisioner,
+            lifecycle::{Lifecycle, LifecycleMetrics},
+        },
+        termination::{TerminationMetrics, Terminator, gc::GarbageCollector},
+    };
+
+    let version = kube.apiserver_version().await.context("failed to read the API server version")?;
+    let minor: String = version.minor.chars().take_while(char::is_ascii_digit).collect();
+    let cluster_info = ClusterInfo {
+        name: cluster.cluster_name.clone(),
+        endpoint: args.cluster_endpoint.clone().context("--cluster-endpoint is required")?,
+        ca_bundle: args.cluster_ca_bundle.clone(),
+        service_cidr: None,
+    };
+    let settings = AwsSettings::new(cluster_info, format!("{}.{minor}", version.major));
+    // Region and credentials the standard way; AWS_ENDPOINT_URL (tests, private endpoints) is honoured too.
+    let sdk = aws::load_sdk_config(cluster.region.clone(), None).await;
+    let (templates, provisioners) = (index.clone(), index.clone());
+    let lookups = Lookups {
+        node_template: Arc::new(move |name| templates.snapshot().node_templates.get(name).cloned()),
+        provisioner: Arc::new(move |name| provisioners.snapshot().provisioners.get(name).cloned()),
+    };
+    let aws = AwsCloud::from_sdk_config(&sdk, settings, lookups, Catalog::bundled(), clock.clone());
+    aws.metrics().register(registry.sub_registry_with_prefix("aws"));
+    let cloud: Arc<dyn CloudProvider> = Arc::new(aws);
+    let kube_writes: Arc<dyn Actuator> = actuator.clone();
+    let lifecycle_metrics = LifecycleMetrics::register(registry.sub_registry_with_prefix("provisioning"));
+    let termination_metrics = TerminationMetrics::default();
+    termination_metrics.register(registry.sub_registry_with_prefix("termination"));
+    Ok(Loops {
+        index: index.clone(),
+        clock: clock.clone(),
+        provisioner: Provisioner::new(cloud.clone(), kube_writes.clone(), args.batcher()),
+        lifecycle: Lifecycle::new(cloud.clone(), kube_writes.clone(), args.timeouts(), lifecycle_metrics),
+        terminator: Terminator::new(cloud.clone(), kube_writes.clone(), termination_metrics),
+        gc: GarbageCollector::new(cloud, kube_writes),
+    })
+}
+
+/// Unreachable: [`check_provisioning`] refuses `--enable-provisioning` without the `aws` feature.
+#[cfg(not(feature = "aws"))]
+async fn provisioning_loops(
+    _: &ProvisioningArgs,
+    _: &ClusterArgs,
+    _: &kube::Client,
+    _: &Cluster,
+    _: &Arc<KubeActuator>,
+    _: &Arc<dyn Clock>,
+    _: &mut prometheus_client::registry::Registry,
+) -> anyhow::Result<Loops> {
+    bail!("--enable-provisioning: this build of ballast has no AWS support")
 }
 
 /// The Lease identity: the pod name, which the chart passes through the downward API.

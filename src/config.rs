@@ -98,6 +98,8 @@ pub struct RunArgs {
     pub loops: LoopArgs,
     #[command(flatten, next_help_heading = "Proportional scaling")]
     pub proportional: crate::proportional::ProportionalArgs,
+    #[command(flatten, next_help_heading = "Provisioning")]
+    pub provisioning: crate::provisioning::args::ProvisioningArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -94,3 +94,12 @@ fn run_without_cluster_credentials_fails_clearly() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("/nonexistent/kubeconfig"), "{}", stderr(&output));
 }
+
+#[test]
+fn enable_provisioning_fails_clearly_before_connecting_when_it_cannot_work() {
+    let output =
+        ballast(&["run", "--cluster-name", "c", "--leader-elect=false", "--enable-provisioning"], &[]);
+    assert!(!output.status.success());
+    let expected = if cfg!(feature = "aws") { "needs --cluster-endpoint" } else { "no AWS support" };
+    assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+}

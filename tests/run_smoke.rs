@@ -1,91 +1,16 @@
 //! `ballast run` end to end against a fake API server on 127.0.0.1: it lists and watches every kind, turns
 //! ready once every watch has synced, serves metrics, and exits 0 on SIGTERM.
 
+mod support;
+
 use std::{
-    collections::BTreeSet,
-    convert::Infallible,
     process::{Child, Command, Stdio},
-    sync::Arc,
     time::Duration,
 };
 
-use axum::{body::Body, extract::Request, response::Response};
-use parking_lot::Mutex;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::kube_api::FakeKube;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// What the fake API server remembers: paths listed, and the one Lease.
-#[derive(Default)]
-struct Fake {
-    listed: BTreeSet<String>,
-    lease: Option<Value>,
-    /// Where the Lease was created.
-    lease_path: Option<String>,
-}
-
-/// JSON merge patch (RFC 7386); strategic merge and apply patches of a Lease's scalar fields behave the same.
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                if value.is_null() {
-                    target.remove(key);
-                } else {
-                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
-                }
-            }
-        }
-        (target, patch) => *target = patch.clone(),
-    }
-}
-
-fn json_response(status: u16, body: &Value) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-/// Answers every list with an empty list, holds every watch open without events, and keeps one Lease.
-async fn fake_api_server(fake: Arc<Mutex<Fake>>) -> std::net::SocketAddr {
-    let app = axum::Router::new().fallback(move |request: Request| {
-        let fake = fake.clone();
-        async move {
-            let path = request.uri().path().to_string();
-            let watching = request.uri().query().unwrap_or_default().contains("watch=true");
-            let method = request.method().clone();
-            let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap();
-            if path.contains("/leases") {
-                let mut fake = fake.lock();
-                return match (method.as_str(), &mut fake.lease) {
-                    ("GET", Some(lease)) => json_response(200, lease),
-                    ("PATCH", Some(lease)) => {
-                        merge(lease, &serde_json::from_slice(&body).unwrap());
-                        json_response(200, lease)
-                    }
-                    ("POST", None) => {
-                        fake.lease_path = Some(path);
-                        let lease = fake.lease.insert(serde_json::from_slice(&body).unwrap());
-                        json_response(201, lease)
-                    }
-                    _ => json_response(404, &json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
-                        "reason": "NotFound", "code": 404, "message": "leases not found" })),
-                };
-            }
-            if watching {
-                let body = Body::from_stream(futures::stream::pending::<Result<Vec<u8>, Infallible>>());
-                return Response::builder().header("content-type", "application/json").body(body).unwrap();
-            }
-            fake.lock().listed.insert(path);
-            json_response(200, &json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": "1" }, "items": [] }))
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
 
 /// Kills the child by PID if the test fails before it exits.
 struct Running(Child);
@@ -169,15 +94,16 @@ async fn terminate(mut running: Running) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_becomes_ready_serves_metrics_and_stops_on_sigterm() {
-    let fake = Arc::new(Mutex::new(Fake::default()));
-    let api = fake_api_server(fake.clone()).await;
+    let fake = FakeKube::new();
+    let api = fake.serve().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = write_kubeconfig(dir.path(), api);
     let admin_port = free_port();
     let mut running = start(&kubeconfig, admin_port, &["--leader-elect=false"]);
     wait_ready(&mut running, admin_port).await;
 
-    let listed = fake.lock().listed.clone();
+    let listed: Vec<String> =
+        fake.requests().into_iter().filter_map(|r| r.strip_prefix("GET ").map(str::to_string)).collect();
     for path in [
         "/api/v1/nodes",
         "/api/v1/pods",
@@ -191,7 +117,7 @@ async fn run_becomes_ready_serves_metrics_and_stops_on_sigterm() {
         "/apis/ballast.dev/v1alpha1/nodeclaims",
         "/api/v1/configmaps",
     ] {
-        assert!(listed.contains(path), "{path} was not listed; listed: {listed:?}");
+        assert!(listed.iter().any(|l| l == path), "{path} was not listed; listed: {listed:?}");
     }
     let (code, metrics) = get(admin_port, "/metrics").await.expect("metrics answer");
     assert_eq!(code, 200);
@@ -201,8 +127,8 @@ async fn run_becomes_ready_serves_metrics_and_stops_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_takes_the_lease_and_releases_it_on_sigterm() {
-    let fake = Arc::new(Mutex::new(Fake::default()));
-    let api = fake_api_server(fake.clone()).await;
+    let fake = FakeKube::new();
+    let api = fake.serve().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = write_kubeconfig(dir.path(), api);
     let admin_port = free_port();
@@ -211,7 +137,7 @@ async fn run_takes_the_lease_and_releases_it_on_sigterm() {
 
     let mut held = false;
     for _ in 0..100 {
-        let holder = fake.lock().lease.as_ref().map(|l| l["spec"]["holderIdentity"].clone());
+        let holder = fake.list("leases").first().map(|l| l["spec"]["holderIdentity"].clone());
         let metrics = get(admin_port, "/metrics").await.map(|(_, m)| m).unwrap_or_default();
         if holder == Some(json!("ballast-0")) && metrics.contains("ballast_leader_is_leader 1") {
             held = true;
@@ -219,11 +145,14 @@ async fn run_takes_the_lease_and_releases_it_on_sigterm() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(held, "lease never taken: {:?}", fake.lock().lease);
-    let path = fake.lock().lease_path.clone();
-    assert_eq!(path.as_deref(), Some("/apis/coordination.k8s.io/v1/namespaces/ballast/leases"));
+    assert!(held, "lease never taken: {:?}", fake.list("leases"));
+    assert!(
+        fake.requests().iter().any(|r| r == "POST /apis/coordination.k8s.io/v1/namespaces/ballast/leases"),
+        "{:?}",
+        fake.requests()
+    );
 
     terminate(running).await;
-    let lease = fake.lock().lease.clone().unwrap();
+    let lease = fake.list("leases")[0].clone();
     assert!(lease["spec"].get("holderIdentity").is_none(), "lease not released: {lease}");
 }

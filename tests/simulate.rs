@@ -304,3 +304,54 @@ fn a_ladder_target_follows_the_node_count_through_the_default_exercise() {
         );
     }
 }
+
+#[test]
+fn the_seeds_spot_only_provisioner_runs_inflate_on_spot_nodes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = format!(
+        "{}\n---\n{}",
+        include_str!("../examples/provisioner-spot.yaml"),
+        include_str!("../examples/inflate.yaml")
+    );
+    let scenario = format!(
+        "name: spot-only\nduration: 5m\nobjects:\n  manifests: |\n{}timeline:\n- at: 0s\n  scale: {{deployment: inflate, replicas: 5}}\n",
+        indent(&indent(&manifests))
+    );
+    let report = run_file(&write(dir.path(), "spot.yaml", &scenario)).unwrap();
+    let s = &report.summary;
+    assert_eq!((s.pods_running_at_end, s.pods_pending_at_end), (5, 0), "{}", report.to_text());
+    assert!(!report.nodes.is_empty());
+    assert!(report.nodes.iter().all(|n| n.capacity_type.to_string() == "spot"), "{}", report.to_text());
+}
+
+#[test]
+fn a_provisioner_limit_stops_launches_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let limited = INFLATE.replace(
+        "    spec:\n      requirements:",
+        "    spec:\n      limits: {resources: {cpu: 4}}\n      requirements:",
+    );
+    assert_ne!(limited, INFLATE);
+    let scenario = format!(
+        "name: limited\nduration: 5m\nobjects:\n  manifests: |\n{}timeline:\n- at: 0s\n  scale: {{deployment: inflate, replicas: 6}}\n",
+        indent(&indent(&limited))
+    );
+    let report = run_file(&write(dir.path(), "limited.yaml", &scenario)).unwrap();
+    let text = report.to_text();
+    // One m5.xlarge (4 vCPU) fills the limit; it runs three pods.
+    assert_eq!(report.nodes.len(), 1, "{text}");
+    assert_eq!(report.nodes[0].instance_type, "m5.xlarge", "{text}");
+    assert_eq!((report.summary.pods_running_at_end, report.summary.pods_pending_at_end), (3, 3), "{text}");
+    let reported = report.timeline.iter().any(|e| {
+        matches!(&e.event, Event::Step { action } if action == "Provisioner default at its limits (cpu: 4)")
+    });
+    assert!(reported, "{text}");
+    let reason = report.timeline.iter().find_map(|e| match &e.event {
+        Event::Unschedulable { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(
+        reason.as_deref().is_some_and(|r| r.contains("Provisioner default") && r.contains("limit")),
+        "{text}"
+    );
+}

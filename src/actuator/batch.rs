@@ -1,12 +1,11 @@
 //! Coalesces NodeClaim status writes: the latest status per object wins, and a flush writes every pending
-//! object concurrently, so hundreds of launches do not queue one by one behind client-side throttling.
+//! object concurrently, so hundreds of launches do not queue one by one behind client-side throttling. The
+//! NodeClaim lifecycle loop submits a pass's statuses and flushes them at the end of the pass.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use futures::StreamExt;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use super::{Actuator, Error};
 use crate::api::NodeClaimStatus;
@@ -14,11 +13,8 @@ use crate::api::NodeClaimStatus;
 pub struct StatusBatcher {
     actuator: Arc<dyn Actuator>,
     pending: Mutex<BTreeMap<String, NodeClaimStatus>>,
-    submitted: Notify,
     /// Writes in flight at once.
     concurrency: usize,
-    /// How long to wait after the first submission for more to coalesce.
-    window: Duration,
 }
 
 /// What one flush did.
@@ -32,20 +28,13 @@ pub struct Flushed {
 }
 
 impl StatusBatcher {
-    pub fn new(actuator: Arc<dyn Actuator>, concurrency: usize, window: Duration) -> Self {
-        Self {
-            actuator,
-            pending: Mutex::default(),
-            submitted: Notify::new(),
-            concurrency: concurrency.max(1),
-            window,
-        }
+    pub fn new(actuator: Arc<dyn Actuator>, concurrency: usize) -> Self {
+        Self { actuator, pending: Mutex::default(), concurrency: concurrency.max(1) }
     }
 
     /// Queues `status` for `name`, replacing any status still pending for it.
     pub fn submit(&self, name: impl Into<String>, status: NodeClaimStatus) {
         self.pending.lock().insert(name.into(), status);
-        self.submitted.notify_one();
     }
 
     pub fn pending(&self) -> usize {
@@ -80,26 +69,6 @@ impl StatusBatcher {
         }
         flushed
     }
-
-    /// Flushes a window after each submission until `shutdown`, then flushes what is left once.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = self.submitted.notified() => {}
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(self.window) => {}
-            }
-            let flushed = self.flush().await;
-            if flushed.retried > 0 {
-                // Back off a window before retrying what failed.
-                self.submitted.notify_one();
-            }
-        }
-        self.flush().await;
-    }
 }
 
 #[cfg(test)]
@@ -114,7 +83,7 @@ mod tests {
     #[tokio::test]
     async fn updates_to_one_object_coalesce_to_the_latest() {
         let actuator = Arc::new(RecordingActuator::new());
-        let batcher = StatusBatcher::new(actuator.clone(), 8, Duration::from_millis(50));
+        let batcher = StatusBatcher::new(actuator.clone(), 8);
         batcher.submit("a", status("m5.large"));
         batcher.submit("b", status("c5.large"));
         batcher.submit("a", status("m5.xlarge"));
@@ -130,25 +99,5 @@ mod tests {
         assert_eq!(actuator.node_claim_status("a"), Some(status("m5.2xlarge")));
         assert_eq!(batcher.pending(), 0);
         assert_eq!(batcher.flush().await, Flushed::default());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn run_flushes_after_the_window_and_on_shutdown() {
-        let actuator = Arc::new(RecordingActuator::new());
-        let batcher = Arc::new(StatusBatcher::new(actuator.clone(), 8, Duration::from_millis(100)));
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(batcher.clone().run(shutdown.clone()));
-        for i in 0..300 {
-            batcher.submit(format!("claim-{}", i % 100), status("m5.large"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(actuator.calls().is_empty(), "nothing written inside the window");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(actuator.take_calls().len(), 100, "one write per object");
-
-        batcher.submit("late", status("c5.large"));
-        shutdown.cancel();
-        task.await.unwrap();
-        assert_eq!(actuator.take_calls(), vec![Call::PatchNodeClaimStatus("late".into())]);
     }
 }

@@ -25,7 +25,7 @@ use super::{
 use crate::{
     actuator::{Actuator, EventRecord, EventType},
     api::labels,
-    cloud::{CloudProvider, Instance},
+    cloud::CloudProvider,
     model::{Taint, TaintEffect},
     provisioning,
     scheduling::NodePoolTemplate,
@@ -71,8 +71,6 @@ pub struct Report {
     pub executed: Option<Command>,
     /// A command dropped, and why.
     pub dropped: Option<(Command, String)>,
-    /// Replacement claims launched, with their instances.
-    pub launched: Vec<(String, Instance)>,
 }
 
 pub struct Disruption {
@@ -140,7 +138,7 @@ impl Disruption {
                     return Ok(report);
                 };
                 if fresh.is_replace() {
-                    match self.launch_replacements(snap, &fresh, now, &mut report).await {
+                    match self.launch_replacements(snap, &fresh).await {
                         Ok(claims) => {
                             let seen = BTreeSet::new();
                             self.stage = Stage::Replacing { command: fresh, claims, seen, started: now }
@@ -211,15 +209,10 @@ impl Disruption {
         report.executed = Some(command.clone());
     }
 
-    /// Creates and launches one NodeClaim per replacement (as the provisioner would, marked as a replacement
-    /// for the cooldown and with the NodeTemplate hash for drift); on failure deletes what it created.
-    async fn launch_replacements(
-        &self,
-        snap: &Snapshot,
-        command: &Command,
-        now: Timestamp,
-        report: &mut Report,
-    ) -> Result<Vec<String>, String> {
+    /// Creates one NodeClaim per replacement (as the provisioner would, marked as a replacement for the
+    /// cooldown and with the NodeTemplate hash for drift); the lifecycle loop launches them. On failure deletes
+    /// what it created.
+    async fn launch_replacements(&self, snap: &Snapshot, command: &Command) -> Result<Vec<String>, String> {
         let mut names = Vec::new();
         for new in &command.replacements {
             let mut planned = provisioning::planned_claim(snap, new.clone());
@@ -230,20 +223,13 @@ impl Disruption {
                 annotations.insert(NODE_TEMPLATE_HASH_ANNOTATION.to_string(), node_template_hash(&t.spec));
             }
             meta.finalizers = Some(vec![labels::TERMINATION_FINALIZER.to_string()]);
-            let created = self.kube.create_node_claim(&planned.claim).await.map_err(|e| e.to_string())?;
-            let name = created.name_any();
-            match provisioning::launch(&*self.cloud, &created, &planned).await {
-                Ok(instance) => {
-                    let status = provisioning::launched_status(&instance, now);
-                    self.kube.patch_node_claim_status(&name, &status).await.map_err(|e| e.to_string())?;
-                    report.launched.push((name.clone(), instance));
-                    names.push(name);
-                }
+            match self.kube.create_node_claim(&planned.claim).await {
+                Ok(created) => names.push(created.name_any()),
                 Err(e) => {
-                    for n in names.iter().chain([&name]) {
+                    for n in &names {
                         let _ = self.kube.delete_node_claim(n).await;
                     }
-                    return Err(format!("failed to launch replacement {name}: {e}"));
+                    return Err(format!("failed to create a replacement NodeClaim: {e}"));
                 }
             }
         }
@@ -306,10 +292,8 @@ mod tests {
         let snap = w.snapshot();
         let (mut d, kube, cloud) = setup(&w);
         assert!(d.reconcile(&snap, &w.pools, at(60)).await.unwrap().decided.is_some());
-        let report = d.reconcile(&snap, &w.pools, at(75)).await.unwrap();
-        assert_eq!(report.launched.len(), 1);
-        assert_eq!(cloud.create_calls().len(), 1);
-        assert!(cloud.create_calls()[0].options.iter().all(|o| o.price < 0.384));
+        d.reconcile(&snap, &w.pools, at(75)).await.unwrap();
+        assert!(cloud.create_calls().is_empty(), "the lifecycle loop launches the replacement");
         let calls = kube.take_calls();
         assert!(matches!(&calls[0], Call::CreateNodeClaim(_)));
         assert!(!calls.iter().any(|c| matches!(c, Call::TaintNode(..))), "not before the replacement is up");

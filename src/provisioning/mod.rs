@@ -1,11 +1,16 @@
-//! Karpenter-style provisioning: batch pending pods, solve, launch NodeClaims, track their lifecycle.
+//! Karpenter-style provisioning: batch pending pods, solve, create NodeClaims.
 //!
 //! The loop is `plan(&Snapshot, &Catalog, nominations, now) -> Plan` (pure: builds the pools from the
-//! Provisioners, treats launched-but-unregistered NodeClaims as capacity, and calls `scheduling::solve`) and
-//! [`Provisioner::act`] (creates each NodeClaim through the [`Actuator`], launches it through the
-//! [`CloudProvider`], retrying the remaining launch options when the cloud is out of capacity).
+//! Provisioners, treats every NodeClaim whose node has not registered as capacity, and calls
+//! `scheduling::solve`) and [`Provisioner::act`] (creates each NodeClaim through the [`Actuator`] and nominates
+//! its pods). Launching is the [`lifecycle`] loop's job: a claim carries everything needed to launch it, so a
+//! restart between creating a claim and launching it loses nothing, and claims not yet launched are in-flight
+//! capacity for the next plan (nominations are in memory; the claims are not).
 
+pub mod args;
 pub mod batcher;
+pub mod lifecycle;
+pub mod runner;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -13,22 +18,18 @@ use std::{
 };
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::{
-    api::core::v1::{NodeSelectorRequirement, Taint as KubeTaint},
-    apimachinery::pkg::apis::meta::v1::Time,
-};
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, Taint as KubeTaint};
 use kube::{ResourceExt, api::ObjectMeta};
+use tracing::{info, warn};
 
 use self::batcher::Batcher;
 use crate::{
-    actuator::Actuator,
-    api::{
-        Condition, NodeClaim, NodeClaimSpec, NodeClaimStatus, Quantity, labels, node_claim::ResourceRequests,
-    },
-    cloud::{Catalog, CloudError, CloudProvider, Instance, LaunchOption, LaunchRequest},
+    actuator::{Actuator, EventRecord, EventType},
+    api::{NodeClaim, NodeClaimSpec, Quantity, labels, node_claim::ResourceRequests},
+    cloud::{Catalog, CloudError, CloudProvider, LaunchOption},
     model::{Operator, Pod, Taint},
     scheduling::{
-        self, ExistingNode, NodePoolTemplate, Placement, PoolUsage, SolveInput, VolumeTopology,
+        self, ExistingNode, NodePoolTemplate, Placement, PoolUsage, SolveInput, ValueSet, VolumeTopology,
         allocatable::{self, KubeletSettings},
     },
     state::Snapshot,
@@ -57,18 +58,18 @@ pub struct Plan {
     pub unschedulable: Vec<(String, String)>,
     /// Provisioners left out, with the reason (bad spec).
     pub invalid_provisioners: Vec<String>,
+    /// Provisioners whose limits left pods unplaced: name → the limits, for an Event.
+    pub limited: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct PlannedClaim {
     /// Created with `generateName: <provisioner>-`; the API server names it.
     pub claim: NodeClaim,
-    /// Cheapest first.
+    /// Cheapest first; the claim's instance-type requirement lists their types.
     pub options: Vec<LaunchOption>,
     /// Keys of the pods it is for.
     pub pods: Vec<String>,
-    pub taints: Vec<Taint>,
-    pub startup_taints: Vec<Taint>,
 }
 
 /// Pending pods ballast must find room for: unbound, not daemonset pods, not waiting for an in-flight claim.
@@ -168,6 +169,24 @@ pub fn plan(snap: &Snapshot, catalog: &Catalog, nominations: &Nominations, _now:
     }
     out.claims.extend(results.new_claims.into_iter().map(|new| planned_claim(snap, new)));
     out.unschedulable = results.unschedulable;
+    out.limited = limited_provisioners(snap, &out.unschedulable);
+    out
+}
+
+/// Provisioners with limits named in an unschedulable pod's reason, with their `limits.resources`.
+fn limited_provisioners(snap: &Snapshot, unschedulable: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for provisioner in snap.provisioners.values() {
+        let name = provisioner.name_any();
+        let Some(limits) = provisioner.spec.limits.as_ref().and_then(|l| l.resources.as_ref()) else {
+            continue;
+        };
+        let named = format!("Provisioner {name} ");
+        if unschedulable.iter().any(|(_, why)| why.contains(&named) && why.contains("limit")) {
+            let list: Vec<String> = limits.iter().map(|(k, v)| format!("{k}: {}", v.0)).collect();
+            out.insert(name, list.join(", "));
+        }
+    }
     out
 }
 
@@ -175,6 +194,12 @@ pub fn plan(snap: &Snapshot, catalog: &Catalog, nominations: &Nominations, _now:
 /// Provisioner's labels and kubelet settings, the narrowed requirements and the planned requests.
 pub fn planned_claim(snap: &Snapshot, new: scheduling::NewClaim) -> PlannedClaim {
     let kubelet = snap.provisioners.get(&new.pool).and_then(|p| p.spec.kubelet_configuration.clone());
+    // The launch types travel in the claim, so the lifecycle loop launches what was planned, restart or not.
+    let mut requirements = new.requirements.clone();
+    let types: BTreeSet<&str> = new.launch_options.iter().map(|o| o.instance_type.as_str()).collect();
+    if !types.is_empty() {
+        requirements.add(labels::INSTANCE_TYPE, ValueSet::one_of(types));
+    }
     let mut claim_labels = new.labels.clone();
     claim_labels.insert(labels::PROVISIONER_NAME.to_string(), new.pool.clone());
     claim_labels.insert(labels::BALLAST_PROVISIONER.to_string(), new.pool.clone());
@@ -187,8 +212,7 @@ pub fn planned_claim(snap: &Snapshot, new: scheduling::NewClaim) -> PlannedClaim
         spec: NodeClaimSpec {
             provisioner: new.pool.clone(),
             node_template: new.node_template.clone(),
-            requirements: new
-                .requirements
+            requirements: requirements
                 .to_clauses()
                 .into_iter()
                 .map(|r| NodeSelectorRequirement {
@@ -209,33 +233,36 @@ pub fn planned_claim(snap: &Snapshot, new: scheduling::NewClaim) -> PlannedClaim
         },
         status: None,
     };
-    PlannedClaim {
-        claim,
-        options: new.launch_options,
-        pods: new.pods,
-        taints: new.taints,
-        startup_taints: new.startup_taints,
+    PlannedClaim { claim, options: new.launch_options, pods: new.pods }
+}
+
+/// The node registered for a claim: by the recorded name, else by provider id.
+fn node_of<'a>(snap: &'a Snapshot, claim: &NodeClaim) -> Option<&'a Arc<crate::model::Node>> {
+    let status = claim.status.as_ref()?;
+    match (&status.node_name, &status.provider_id) {
+        (Some(name), _) => snap.nodes.get(name),
+        (None, Some(id)) => snap.nodes.values().find(|n| n.provider_id.as_ref() == Some(id)),
+        (None, None) => None,
     }
 }
 
-/// Claims launched (an instance type is recorded) whose node has not registered yet.
+/// Claims whose node has not registered yet, launched or not.
 fn in_flight_claims(snap: &Snapshot) -> impl Iterator<Item = &Arc<NodeClaim>> {
-    snap.node_claims.values().filter(|c| {
-        c.metadata.deletion_timestamp.is_none()
-            && c.status.as_ref().is_some_and(|s| s.instance_type.is_some() && s.node_name.is_none())
-            && !snap.nodes.contains_key(&c.name_any())
-    })
+    snap.node_claims
+        .values()
+        .filter(|c| c.metadata.deletion_timestamp.is_none() && node_of(snap, c).is_none())
 }
 
-/// An in-flight claim as capacity the solver can fill: the launched type's labels and allocatable.
+/// An in-flight claim as capacity the solver can fill: the launched (or cheapest planned) type's labels and
+/// allocatable.
 fn in_flight_node(
     claim: &NodeClaim,
     catalog: &Catalog,
     pool: Option<&NodePoolTemplate>,
     pods: Vec<Arc<Pod>>,
 ) -> Option<ExistingNode> {
-    let status = claim.status.as_ref()?;
-    let it = catalog.get(status.instance_type.as_deref()?)?;
+    let status = claim.status.clone().unwrap_or_default();
+    let it = lifecycle::expected_instance_type(claim, catalog)?;
     let allocatable =
         match pool.and_then(|p| p.instance_types.iter().find(|t| t.instance_type.name == it.name)) {
             Some(t) => t.allocatable.clone(),
@@ -247,11 +274,20 @@ fn in_flight_node(
         };
     let mut node_labels = it.labels.clone();
     node_labels.extend(claim.spec.labels.clone().unwrap_or_default());
-    if let Some(zone) = &status.zone {
-        node_labels.insert(labels::ZONE.to_string(), zone.clone());
+    // Not launched yet: a zone or capacity type is known only when every option agrees on it.
+    let options =
+        if status.provider_id.is_none() { lifecycle::launch_options(claim, catalog) } else { Vec::new() };
+    let agreed = |value: fn(&LaunchOption) -> String| {
+        let first = value(options.first()?);
+        options.iter().all(|o| value(o) == first).then_some(first)
+    };
+    let zone = status.zone.clone().or_else(|| agreed(|o| o.zone.clone()));
+    let capacity_type = status.capacity_type.clone().or_else(|| agreed(|o| o.capacity_type.to_string()));
+    if let Some(zone) = zone {
+        node_labels.insert(labels::ZONE.to_string(), zone);
     }
-    if let Some(ct) = &status.capacity_type {
-        node_labels.insert(labels::CAPACITY_TYPE.to_string(), ct.clone());
+    if let Some(ct) = capacity_type {
+        node_labels.insert(labels::CAPACITY_TYPE.to_string(), ct);
     }
     node_labels.insert(labels::HOSTNAME.to_string(), claim.name_any());
     Some(ExistingNode {
@@ -277,12 +313,12 @@ fn pool_usage(snap: &Snapshot, catalog: &Catalog, provisioner: &str) -> PoolUsag
         }
     }
     for claim in snap.node_claims.values() {
-        if claim.spec.provisioner != provisioner || counted.contains(&claim.name_any()) {
+        let registered = node_of(snap, claim).is_some_and(|n| counted.contains(&n.name));
+        if claim.spec.provisioner != provisioner || registered || claim.metadata.deletion_timestamp.is_some()
+        {
             continue;
         }
-        if let Some(it) =
-            claim.status.as_ref().and_then(|s| s.instance_type.as_deref()).and_then(|t| catalog.get(t))
-        {
+        if let Some(it) = lifecycle::expected_instance_type(claim, catalog) {
             usage.resources += &it.capacity;
             usage.nodes += 1;
         }
@@ -313,9 +349,9 @@ fn to_kube_taint(t: &Taint) -> KubeTaint {
 /// What [`Provisioner::act`] did.
 #[derive(Debug, Clone, Default)]
 pub struct ActReport {
-    /// Claim name and its instance.
-    pub launched: Vec<(String, Instance)>,
-    /// Claim name and why it could not launch (the claim is deleted again).
+    /// Names of the NodeClaims created; the lifecycle loop launches them.
+    pub created: Vec<String>,
+    /// `generateName` of a claim that could not be created, and why.
     pub failed: Vec<(String, String)>,
 }
 
@@ -328,16 +364,31 @@ pub struct Provisioner {
     /// Provisionable pods seen on the previous pass; a new one opens or extends a batch.
     seen: BTreeSet<String>,
     retry_at: Option<Timestamp>,
+    /// Claims this process created that the index has not shown yet (the watch lags the write), with when.
+    unseen: BTreeMap<String, Timestamp>,
 }
+
+/// A created claim the index does not show within this time was deleted before the watch delivered it.
+const UNSEEN_GRACE: SignedDuration = SignedDuration::from_secs(10);
 
 impl Provisioner {
     pub fn new(cloud: Arc<dyn CloudProvider>, kube: Arc<dyn Actuator>, batcher: Batcher) -> Self {
-        Self { cloud, kube, batcher, nominations: Nominations::new(), seen: BTreeSet::new(), retry_at: None }
+        Self {
+            cloud,
+            kube,
+            batcher,
+            nominations: Nominations::new(),
+            seen: BTreeSet::new(),
+            retry_at: None,
+            unseen: BTreeMap::new(),
+        }
     }
 
-    /// When [`Self::reconcile`] next has work without new pods arriving: the open batch closing, or a retry.
+    /// When [`Self::reconcile`] next has work without new pods arriving: the open batch closing, a retry, or
+    /// the end of the grace of a created claim the index has not shown.
     pub fn next_wake(&self) -> Option<Timestamp> {
-        self.batcher.deadline().into_iter().chain(self.retry_at).min()
+        let unseen = self.unseen.values().map(|created| *created + UNSEEN_GRACE);
+        self.batcher.deadline().into_iter().chain(self.retry_at).chain(unseen).min()
     }
 
     pub fn nominations(&self) -> &Nominations {
@@ -351,10 +402,21 @@ impl Provisioner {
         snap: &Snapshot,
         now: Timestamp,
     ) -> Result<Option<(Plan, ActReport)>, Error> {
-        // Nominations end when the pod is no longer pending or its claim is gone or registered.
+        // Nominations end when the pod is no longer pending or its claim is gone or registered; the pods of a
+        // claim that vanished unregistered (a failed launch, a timeout) are planned again in the next batch. A
+        // claim this process just created counts as there until the watch shows it.
+        self.unseen
+            .retain(|claim, created| !snap.node_claims.contains_key(claim) && now < *created + UNSEEN_GRACE);
+        let (unseen, seen) = (&self.unseen, &mut self.seen);
         self.nominations.retain(|pod, claim| {
-            snap.pods.get(pod).is_some_and(|p| p.is_pending())
-                && snap.node_claims.get(claim).is_some_and(|c| !snap.nodes.contains_key(&c.name_any()))
+            let pending = snap.pods.get(pod).is_some_and(|p| p.is_pending());
+            let waiting = unseen.contains_key(claim)
+                || snap.node_claims.get(claim).is_some_and(|c| node_of(snap, c).is_none());
+            if pending && !waiting {
+                // Provisionable again: counts as new, so it opens a batch.
+                seen.remove(pod);
+            }
+            pending && waiting
         });
         let provisionable: BTreeSet<String> =
             provisionable_pods(snap, &self.nominations).map(|p| p.key()).collect();
@@ -378,96 +440,45 @@ impl Provisioner {
         Ok(Some((plan, report)))
     }
 
-    /// Creates and launches the plan's NodeClaims and records its nominations.
+    /// Creates the plan's NodeClaims, records its nominations and reports Provisioners at their limits.
     pub async fn act(&mut self, plan: &Plan, now: Timestamp) -> ActReport {
         let mut report = ActReport::default();
         self.nominations.extend(plan.nominations.clone());
         for planned in &plan.claims {
-            let created = match self.kube.create_node_claim(&planned.claim).await {
-                Ok(c) => c,
-                Err(e) => {
-                    report.failed.push((
-                        planned.claim.metadata.generate_name.clone().unwrap_or_default(),
-                        e.to_string(),
-                    ));
-                    continue;
-                }
-            };
-            let name = created.name_any();
-            match launch(&*self.cloud, &created, planned).await {
-                Ok(instance) => {
-                    let status = launched_status(&instance, now);
-                    if let Err(e) = self.kube.patch_node_claim_status(&name, &status).await {
-                        report.failed.push((name.clone(), format!("failed to record the launch: {e}")));
-                    }
+            match self.kube.create_node_claim(&planned.claim).await {
+                Ok(created) => {
+                    let name = created.name_any();
+                    info!(nodeclaim = %name, pods = planned.pods.len(), "Created NodeClaim");
                     for pod in &planned.pods {
                         self.nominations.insert(pod.clone(), name.clone());
                     }
-                    report.launched.push((name, instance));
+                    self.unseen.insert(name.clone(), now);
+                    report.created.push(name);
                 }
                 Err(e) => {
-                    // Keep no claim for an instance that does not exist; the pods are retried.
-                    let _ = self.kube.delete_node_claim(&name).await;
+                    let name = planned.claim.metadata.generate_name.clone().unwrap_or_default();
+                    warn!(nodeclaim = %name, error = %e, "Failed to create NodeClaim");
                     report.failed.push((name, e.to_string()));
                 }
             }
         }
-        report
-    }
-}
-
-/// Launches through the cloud; on insufficient capacity, tries the options not yet tried.
-pub async fn launch(
-    cloud: &dyn CloudProvider,
-    claim: &NodeClaim,
-    planned: &PlannedClaim,
-) -> Result<Instance, CloudError> {
-    let mut options = planned.options.clone();
-    let mut request = LaunchRequest {
-        claim_name: claim.name_any(),
-        provisioner: claim.spec.provisioner.clone(),
-        node_template: claim.spec.node_template.clone(),
-        options: Vec::new(),
-        labels: claim.spec.labels.clone().unwrap_or_default(),
-        taints: planned.taints.clone(),
-        startup_taints: planned.startup_taints.clone(),
-        tags: BTreeMap::new(),
-    };
-    loop {
-        request.options = options.clone();
-        match cloud.create(&request).await {
-            Err(CloudError::InsufficientCapacity { offerings }) => {
-                let before = options.len();
-                options.retain(|o| {
-                    !offerings
-                        .iter()
-                        .any(|(t, z, c)| *t == o.instance_type && *z == o.zone && *c == o.capacity_type)
-                });
-                if options.is_empty() || options.len() == before {
-                    return Err(CloudError::InsufficientCapacity { offerings });
-                }
+        for (provisioner, limits) in &plan.limited {
+            let waiting =
+                plan.unschedulable.iter().filter(|(_, why)| why.contains(provisioner.as_str())).count();
+            let event = EventRecord {
+                api_version: "ballast.dev/v1alpha1".into(),
+                kind: "Provisioner".into(),
+                namespace: None,
+                name: provisioner.clone(),
+                type_: EventType::Warning,
+                reason: "LimitReached".into(),
+                message: format!("limits.resources reached ({limits}); {waiting} pod(s) cannot be placed"),
+            };
+            if let Err(e) = self.kube.emit_event(&event).await {
+                warn!(%provisioner, error = %e, "Failed to emit event");
             }
-            other => return other,
         }
-    }
-}
-
-/// The NodeClaim status recording a launched instance.
-pub fn launched_status(instance: &Instance, now: Timestamp) -> NodeClaimStatus {
-    NodeClaimStatus {
-        provider_id: Some(instance.provider_id.clone()),
-        instance_type: Some(instance.instance_type.clone()),
-        zone: Some(instance.zone.clone()),
-        capacity_type: Some(instance.capacity_type.to_string()),
-        price: Some(format!("{}", instance.price)),
-        conditions: Some(vec![Condition {
-            type_: "Launched".to_string(),
-            status: "True".to_string(),
-            reason: None,
-            message: None,
-            last_transition_time: Some(Time(now)),
-        }]),
-        ..NodeClaimStatus::default()
+        report
     }
 }
 
@@ -475,14 +486,13 @@ pub fn launched_status(instance: &Instance, now: Timestamp) -> NodeClaimStatus {
 mod tests {
     use super::*;
     use crate::{
-        actuator::{Call, RecordingActuator},
-        api::Provisioner as ProvisionerCrd,
+        api::{NodeClaimStatus, Provisioner as ProvisionerCrd},
         clock::ManualClock,
         cloud::{
             CapacityType,
-            fake::FakeCloud,
             sim::{OfferingKey, SimCloud, SimCloudConfig},
         },
+        provisioning::lifecycle::{Lifecycle, LifecycleMetrics, Timeouts},
         simulate::cluster::SimApi,
         state::{self, Object, convert},
     };
@@ -592,7 +602,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn act_retries_the_next_options_after_a_capacity_error() {
+    async fn created_claims_carry_their_launch_types_and_the_lifecycle_falls_back_on_capacity_errors() {
         let (cloud, api) = sim(1);
         api.apply_object(on_demand());
         api.apply_object(pod("a", "1"));
@@ -611,41 +621,118 @@ mod tests {
         let mut provisioner = Provisioner::new(cloud.clone(), api.clone(), Batcher::default());
         let report = provisioner.act(&plan, now()).await;
         assert!(report.failed.is_empty(), "{report:?}");
-        let (name, instance) = &report.launched[0];
+        let name = report.created[0].clone();
+        assert_eq!(provisioner.nominations().get("default/a"), Some(&name));
+        let claim = api.snapshot().node_claims.get(&name).cloned().unwrap();
+        let types = claim.spec.requirements.iter().find(|r| r.key == labels::INSTANCE_TYPE).unwrap();
+        let planned: BTreeSet<String> =
+            plan.claims[0].options.iter().map(|o| o.instance_type.clone()).collect();
+        assert_eq!(types.values.clone().unwrap().into_iter().collect::<BTreeSet<_>>(), planned);
+
+        let mut lc =
+            Lifecycle::new(cloud.clone(), api.clone(), Timeouts::default(), LifecycleMetrics::default());
+        let (report, error) = lc.reconcile(&api.snapshot(), now()).await;
+        assert!(error.is_none(), "{error:?}");
+        let (launched, instance) = &report.launched[0];
+        assert_eq!(launched, &name);
         assert_ne!((&instance.instance_type, &instance.zone), (&first.instance_type, &first.zone));
-        let claim = api.snapshot().node_claims.get(name).cloned().unwrap();
-        let status = claim.status.as_ref().unwrap();
-        assert_eq!(status.provider_id.as_deref(), Some(instance.provider_id.as_str()));
-        assert_eq!(provisioner.nominations().get("default/a"), Some(name));
+        let claim = api.snapshot().node_claims.get(&name).cloned().unwrap();
+        assert_eq!(claim.status.clone().unwrap().provider_id.as_deref(), Some(instance.provider_id.as_str()));
     }
 
     #[tokio::test]
-    async fn a_failed_launch_deletes_its_claim_and_is_retried_later() {
-        let actuator = Arc::new(RecordingActuator::new());
-        let cloud = Arc::new(FakeCloud::new(catalog(), now()));
-        cloud.set_next_create_error(CloudError::Unauthorized("no ec2:CreateFleet".into()));
-        let snap = Snapshot::from_objects([on_demand(), pod("a", "1")]);
-        let mut provisioner = Provisioner::new(cloud.clone(), actuator.clone(), Batcher::default());
-        assert!(provisioner.reconcile(&snap, now()).await.unwrap().is_none(), "the batch is still open");
+    async fn pods_of_a_claim_that_vanished_unregistered_are_planned_again() {
+        let (cloud, api) = sim(1);
+        api.apply_object(on_demand());
+        api.apply_object(pod("a", "1"));
+        let mut provisioner = Provisioner::new(cloud.clone(), api.clone(), Batcher::default());
+        assert!(provisioner.reconcile(&api.snapshot(), now()).await.unwrap().is_none(), "the batch is open");
         let later = now() + SignedDuration::from_secs(1);
-        let (_, report) = provisioner.reconcile(&snap, later).await.unwrap().expect("the batch closed");
-        assert_eq!(report.failed.len(), 1, "{report:?}");
-        assert!(report.failed[0].1.contains("not authorized"), "{report:?}");
+        let (_, report) =
+            provisioner.reconcile(&api.snapshot(), later).await.unwrap().expect("the batch closed");
+        let name = report.created[0].clone();
+        let again = later + SignedDuration::from_secs(1);
         assert!(
-            actuator.calls().iter().any(|c| matches!(c, Call::DeleteNodeClaim(_))),
-            "{:?}",
-            actuator.calls()
+            provisioner.reconcile(&api.snapshot(), again).await.unwrap().is_none(),
+            "the pod waits for it"
         );
-        // Nothing changed, but the pod is retried after RETRY_AFTER.
-        assert!(provisioner.reconcile(&snap, later + SignedDuration::from_secs(5)).await.unwrap().is_none());
-        let retry = later + RETRY_AFTER;
-        assert!(provisioner.reconcile(&snap, retry).await.unwrap().is_none(), "a new batch opens");
+        assert_eq!(provisioner.next_wake(), None, "the index showed the claim");
+        // Its launch failed: the lifecycle loop deleted it.
+        api.delete_node_claim(&name).await.unwrap();
+        assert!(provisioner.reconcile(&api.snapshot(), again).await.unwrap().is_none(), "a new batch opens");
         let (_, report) = provisioner
-            .reconcile(&snap, retry + SignedDuration::from_secs(1))
+            .reconcile(&api.snapshot(), again + SignedDuration::from_secs(1))
             .await
             .unwrap()
-            .expect("retried");
-        assert_eq!(report.launched.len(), 1, "{report:?}");
-        assert_eq!(cloud.create_calls().len(), 2);
+            .expect("planned again");
+        assert_eq!(report.created.len(), 1, "{report:?}");
+        assert_ne!(report.created[0], name);
+    }
+
+    #[tokio::test]
+    async fn a_created_claim_the_watch_has_not_shown_keeps_its_pods_nominated() {
+        let (cloud, _) = sim(1);
+        let kube = Arc::new(crate::actuator::RecordingActuator::new());
+        let snap = Snapshot::from_objects([on_demand(), pod("a", "1")]);
+        let mut provisioner = Provisioner::new(cloud, kube, Batcher::default());
+        provisioner.reconcile(&snap, now()).await.unwrap();
+        let (_, report) = provisioner
+            .reconcile(&snap, now() + SignedDuration::from_secs(1))
+            .await
+            .unwrap()
+            .expect("planned");
+        assert_eq!(report.created.len(), 1);
+        // The snapshot does not show the claim: no second plan within the grace, a re-plan after it.
+        let t = now() + SignedDuration::from_secs(2);
+        assert!(provisioner.reconcile(&snap, t).await.unwrap().is_none());
+        assert!(provisioner.reconcile(&snap, t + SignedDuration::from_secs(1)).await.unwrap().is_none());
+        assert_eq!(provisioner.next_wake(), Some(now() + SignedDuration::from_secs(1) + UNSEEN_GRACE));
+        let expired = now() + SignedDuration::from_secs(1) + UNSEEN_GRACE;
+        assert!(provisioner.reconcile(&snap, expired).await.unwrap().is_none(), "a new batch opens");
+        assert!(
+            provisioner.reconcile(&snap, expired + SignedDuration::from_secs(1)).await.unwrap().is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_not_launched_yet_is_capacity_for_the_next_plan_after_a_restart() {
+        let (cloud, api) = sim(1);
+        api.apply_object(on_demand());
+        api.apply_object(pod("a", "1"));
+        let plan1 = plan(&api.snapshot(), &catalog(), &Nominations::new(), now());
+        Provisioner::new(cloud.clone(), api.clone(), Batcher::default()).act(&plan1, now()).await;
+        // A new process: no nominations, the claim has no status yet.
+        let plan2 = plan(&api.snapshot(), &catalog(), &Nominations::new(), now());
+        assert!(plan2.claims.is_empty(), "{plan2:?}");
+        assert_eq!(plan2.nominations.len(), 1);
+    }
+
+    #[test]
+    fn a_provisioner_at_its_limit_is_reported_with_its_limits() {
+        let limited = provisioner(
+            "  requirements:\n  - {key: karpenter.sh/capacity-type, operator: In, values: [on-demand]}\n  limits: {resources: {cpu: '1'}}\n",
+        );
+        let snap = Snapshot::from_objects([limited, pod("a", "1")]);
+        let plan = plan(&snap, &catalog(), &Nominations::new(), now());
+        assert!(plan.claims.is_empty());
+        assert!(plan.unschedulable[0].1.contains("Provisioner default"), "{:?}", plan.unschedulable);
+        assert_eq!(plan.limited.get("default").map(String::as_str), Some("cpu: 1"));
+    }
+
+    #[tokio::test]
+    async fn a_provisioner_at_its_limit_gets_a_warning_event_naming_the_limit() {
+        let limited = provisioner("  limits: {resources: {cpu: '1'}}\n");
+        let snap = Snapshot::from_objects([limited, pod("a", "1")]);
+        let plan = plan(&snap, &catalog(), &Nominations::new(), now());
+        let (cloud, _) = sim(1);
+        let kube = Arc::new(crate::actuator::RecordingActuator::new());
+        Provisioner::new(cloud, kube.clone(), Batcher::default()).act(&plan, now()).await;
+        let event = kube.events().pop().expect("an event");
+        assert_eq!(
+            (event.kind.as_str(), event.name.as_str(), event.reason.as_str()),
+            ("Provisioner", "default", "LimitReached")
+        );
+        assert_eq!(event.type_, crate::actuator::EventType::Warning);
+        assert!(event.message.contains("cpu: 1") && event.message.contains("1 pod(s)"), "{}", event.message);
     }
 }

@@ -190,7 +190,7 @@ pub fn limit_charge(limits: &BTreeMap<String, i64>, it: &InstanceType) -> BTreeM
     limits.keys().map(|k| (k.clone(), if k == NODES_LIMIT { 1 } else { it.capacity.get(k) })).collect()
 }
 
-fn parse_operator(s: &str) -> Option<Operator> {
+pub fn parse_operator(s: &str) -> Option<Operator> {
     Some(match s {
         "In" => Operator::In,
         "NotIn" => Operator::NotIn,

@@ -332,9 +332,10 @@ impl SimApi {
 
     // === Kubelet ===
 
-    /// The instance's kubelet registers its Node: the claim's labels and taints, the instance type's labels,
-    /// zone and capacity type, capacity and allocatable from the catalog. The Node goes through the same
-    /// conversion a watch applies.
+    /// The instance's kubelet registers its Node: the claim's labels and taints (the user data passes them),
+    /// the instance type's labels, zone and capacity type, capacity and allocatable from the catalog. The Node
+    /// goes through the same conversion a watch applies. Linking it to its NodeClaim is ballast's lifecycle
+    /// loop's job, as in a real cluster.
     pub fn register_node(&self, instance: &Instance, catalog: &Catalog) -> Result<String, Error> {
         let claim_name = instance.claim_name().unwrap_or_default().to_string();
         let fail = |reason: String| Error::Register { claim: claim_name.clone(), reason };
@@ -364,9 +365,6 @@ impl SimApi {
             (labels::HOSTNAME, name.clone()),
             (labels::PROVISIONER_NAME, claim.spec.provisioner.clone()),
             (labels::BALLAST_PROVISIONER, claim.spec.provisioner.clone()),
-            (labels::BALLAST_NODE_CLAIM, claim_name.clone()),
-            (labels::BALLAST_REGISTERED, "true".to_string()),
-            (labels::BALLAST_INITIALIZED, "true".to_string()),
         ] {
             node_labels.insert(k.to_string(), v);
         }
@@ -400,23 +398,6 @@ impl SimApi {
             }),
         };
         self.index.apply(Object::Node(Arc::new(convert::node(&node)?)));
-
-        let mut claim = (**claim).clone();
-        let status = claim.status.get_or_insert_with(NodeClaimStatus::default);
-        status.node_name = Some(name.clone());
-        status.capacity = Some(to_api_quantities(&capacity));
-        status.allocatable = Some(to_api_quantities(&alloc));
-        let conditions = status.conditions.get_or_insert_with(Vec::new);
-        for type_ in ["Registered", "Initialized"] {
-            conditions.push(crate::api::Condition {
-                type_: type_.to_string(),
-                status: "True".to_string(),
-                reason: None,
-                message: None,
-                last_transition_time: Some(Time(now)),
-            });
-        }
-        self.index.apply(Object::NodeClaim(Arc::new(claim)));
         Ok(name)
     }
 
@@ -425,10 +406,6 @@ impl SimApi {
         self.index.delete(Kind::Node, claim_name);
         self.index.delete(Kind::NodeClaim, claim_name);
     }
-}
-
-fn to_api_quantities(r: &Resources) -> BTreeMap<String, crate::api::Quantity> {
-    r.to_quantity_map().into_iter().map(|(k, v)| (k, crate::api::Quantity(v))).collect()
 }
 
 fn owned_by(pod: &Pod, owner: &str) -> bool {
@@ -760,7 +737,7 @@ mod tests {
         // m5.large: 2 vCPU minus 70m kube-reserved; 29 pods.
         assert_eq!((node.allocatable.cpu, node.allocatable.pods), (1930, 29));
         let claim = snap.node_claims.get(&name).unwrap();
-        assert_eq!(claim.status.as_ref().unwrap().node_name.as_deref(), Some(node_name.as_str()));
+        assert!(claim.status.is_none(), "linking the node to its claim is ballast's lifecycle loop's job");
 
         api.remove_node_of(&name);
         assert!(api.snapshot().nodes.is_empty() && api.snapshot().node_claims.is_empty());

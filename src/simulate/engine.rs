@@ -1,7 +1,8 @@
 //! The simulation loop: one-second ticks of virtual time. Each tick runs the due timeline steps, lets the
 //! simulated cloud report registrations, interruptions and reclaims, runs the cluster's controllers and the
-//! kube-scheduler, then ballast's provisioning loop, and records what changed. Ticks where no timer fires
-//! are skipped (they would change nothing), so long scenarios cost what happens in them, not their length.
+//! kube-scheduler, then ballast's provisioning and NodeClaim lifecycle loops (as `ballast run` does), and
+//! records what changed. Ticks where no timer fires are skipped (they would change nothing), so long scenarios
+//! cost what happens in them, not their length.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -30,7 +31,11 @@ use crate::{
     manifest::Manifest,
     model::Pod,
     proportional::{Proportional, ProportionalArgs},
-    provisioning::{Provisioner, batcher::Batcher},
+    provisioning::{
+        Provisioner,
+        batcher::Batcher,
+        lifecycle::{Lifecycle, LifecycleMetrics, Timeouts},
+    },
     resources::Resources,
     scheduling::{
         NodePoolTemplate, PoolUsage,
@@ -64,6 +69,7 @@ pub struct Simulation {
     cloud: Arc<SimCloud>,
     api: Arc<SimApi>,
     provisioner: Provisioner,
+    lifecycle: Lifecycle,
     disruption: Disruption,
     terminator: Terminator,
     gc: GarbageCollector,
@@ -95,6 +101,8 @@ impl Simulation {
         let proportional =
             Proportional::new(ProportionalArgs::default(), index, api.clone(), Arc::new(clock.clone()));
         let provisioner = Provisioner::new(cloud.clone(), api.clone(), Batcher::default());
+        let lifecycle =
+            Lifecycle::new(cloud.clone(), api.clone(), Timeouts::default(), LifecycleMetrics::default());
         let disruption = Disruption::new(cloud.clone(), api.clone(), DisruptionMetrics::default());
         let terminator = Terminator::new(cloud.clone(), api.clone(), TerminationMetrics::default());
         let gc = GarbageCollector::new(cloud.clone(), api.clone());
@@ -111,6 +119,7 @@ impl Simulation {
             cloud,
             api,
             provisioner,
+            lifecycle,
             disrupted: BTreeMap::new(),
             recorder: Recorder::new(start),
             bound_cost: Some(0.0),
@@ -160,21 +169,19 @@ impl Simulation {
             }
             let snap = self.api.snapshot();
             let outcome = self.provisioner.reconcile(&snap, now).await.map_err(Error::Provisioning)?;
-            for (offering, at) in self.cloud.take_capacity_errors() {
-                self.recorder.capacity_error(at, offering.to_string(), at + UNAVAILABLE_TTL);
-            }
             if let Some((plan, acted)) = outcome {
                 for reason in &plan.invalid_provisioners {
                     self.recorder.step(now, format!("ignored: {reason}"));
                 }
-                for (claim, instance) in &acted.launched {
-                    self.recorder.launched(now, claim, instance);
+                for (provisioner, limits) in &plan.limited {
+                    self.recorder.step(now, format!("Provisioner {provisioner} at its limits ({limits})"));
                 }
                 for (claim, reason) in &acted.failed {
                     self.recorder.launch_failed(now, claim, reason.clone());
                 }
                 self.recorder.unschedulable(now, &plan.unschedulable);
             }
+            self.advance_lifecycle(now).await;
             self.disrupt(now, &catalog).await?;
             self.scale_proportionally(now).await;
             let snap = self.api.snapshot();
@@ -187,6 +194,7 @@ impl Simulation {
                 steps.peek().map(|s| self.start + s.at),
                 self.cloud.next_due(),
                 self.provisioner.next_wake(),
+                self.lifecycle.next_wake(&snap, now),
                 // Disruption polls and termination drains while there are nodes.
                 (!snap.nodes.is_empty()).then(|| now + DISRUPTION_TICK),
             ]
@@ -363,9 +371,6 @@ impl Simulation {
         let snap = self.api.snapshot();
         let (pools, _) = disruption::pools(&snap, catalog);
         let report = self.disruption.reconcile(&snap, &pools, now).await.map_err(Error::Disruption)?;
-        for (claim, instance) in &report.launched {
-            self.recorder.launched(now, claim, instance);
-        }
         if let Some(command) = &report.executed {
             self.recorder.disrupted(now, command);
             for node in &command.nodes {
@@ -382,6 +387,21 @@ impl Simulation {
             self.recorder.terminated(now, claim, "instance gone");
         }
         Ok(())
+    }
+
+    /// Launches new claims (the provisioner's and the disruption loop's replacements), links registered nodes
+    /// and deletes claims past their timeouts; records launches and failures.
+    async fn advance_lifecycle(&mut self, now: Timestamp) {
+        let (report, _) = self.lifecycle.reconcile(&self.api.snapshot(), now).await;
+        for (offering, at) in self.cloud.take_capacity_errors() {
+            self.recorder.capacity_error(at, offering.to_string(), at + UNAVAILABLE_TTL);
+        }
+        for (claim, instance) in report.launched.iter().chain(&report.adopted) {
+            self.recorder.launched(now, claim, instance);
+        }
+        for (claim, reason) in &report.deleted {
+            self.recorder.launch_failed(now, claim, reason.clone());
+        }
     }
 
     fn cloud_events(&mut self, now: Timestamp, catalog: &Catalog) -> Result<(), Error> {

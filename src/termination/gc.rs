@@ -2,8 +2,8 @@
 //! - An instance tagged for this cluster with no NodeClaim, launched more than [`ORPHAN_GRACE`] ago, is
 //!   terminated (a crash between launch and recording the claim, or a claim deleted by hand).
 //! - A launched NodeClaim whose instance is gone is deleted with its Node (spot reclaim, manual termination).
-//! - A NodeClaim whose node never registered within [`REGISTRATION_TIMEOUT`] is deleted; termination then
-//!   terminates its instance.
+//!
+//! Claims that never launch or register are the lifecycle loop's (`provisioning::lifecycle`) timeouts.
 
 use std::{collections::BTreeSet, sync::Arc};
 
@@ -12,16 +12,13 @@ use kube::ResourceExt;
 use tracing::info;
 
 use crate::{
-    actuator::{self, Actuator, FinalizerTarget},
-    api::labels,
+    actuator::Actuator,
     cloud::{CloudError, CloudProvider, Instance, InstanceState},
     state::Snapshot,
 };
 
 /// Karpenter terminates untracked instances launched more than 30 s ago.
 pub const ORPHAN_GRACE: SignedDuration = SignedDuration::from_secs(30);
-/// Karpenter's registration TTL: a node that has not joined by then is not going to.
-pub const REGISTRATION_TIMEOUT: SignedDuration = SignedDuration::from_secs(15 * 60);
 /// Instances are listed at most this often.
 pub const PERIOD: SignedDuration = SignedDuration::from_secs(30);
 
@@ -31,8 +28,6 @@ pub struct Plan {
     pub terminate: Vec<String>,
     /// Claims whose instance is gone: delete them (and their Node) now, nothing is left to drain.
     pub forget: Vec<String>,
-    /// Claims that never registered: delete them; termination terminates the instance.
-    pub expire: Vec<String>,
 }
 
 /// Pure: compares the claims in `snap` with the cloud's `instances`.
@@ -56,19 +51,9 @@ pub fn plan(snap: &Snapshot, instances: &[Instance], now: Timestamp) -> Plan {
     for claim in snap.node_claims.values() {
         let created = claim.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let age = created.map(|t| now.duration_since(t)).unwrap_or(SignedDuration::ZERO);
-        let status = claim.status.as_ref();
-        let provider_id = status.and_then(|s| s.provider_id.as_deref());
-        let registered =
-            status.and_then(|s| s.node_name.as_ref()).is_some_and(|n| snap.nodes.contains_key(n));
-        match provider_id {
-            Some(id) if !live.contains(id) && age >= ORPHAN_GRACE => out.forget.push(claim.name_any()),
-            _ if !registered
-                && claim.metadata.deletion_timestamp.is_none()
-                && age >= REGISTRATION_TIMEOUT =>
-            {
-                out.expire.push(claim.name_any())
-            }
-            _ => {}
+        let provider_id = claim.status.as_ref().and_then(|s| s.provider_id.as_deref());
+        if provider_id.is_some_and(|id| !live.contains(id)) && age >= ORPHAN_GRACE {
+            out.forget.push(claim.name_any());
         }
     }
     out
@@ -79,7 +64,6 @@ pub fn plan(snap: &Snapshot, instances: &[Instance], now: Timestamp) -> Plan {
 pub struct Report {
     pub terminated_instances: Vec<String>,
     pub forgotten_claims: Vec<String>,
-    pub expired_claims: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,11 +76,11 @@ pub enum Error {
         #[source]
         source: CloudError,
     },
-    #[error("failed to delete NodeClaim {claim}: {source}")]
-    Delete {
+    #[error("failed to forget NodeClaim {claim} whose instance is gone: {source}")]
+    Forget {
         claim: String,
         #[source]
-        source: actuator::Error,
+        source: super::Error,
     },
 }
 
@@ -130,46 +114,13 @@ impl GarbageCollector {
         }
         for claim in plan.forget {
             let node = snap.node_claims.get(&claim).and_then(|c| c.status.as_ref()?.node_name.clone());
-            let deleted = async {
-                if let Some(node) = &node {
-                    ignore_not_found(self.kube.delete_node(node).await)?;
-                    ignore_not_found(
-                        self.kube
-                            .remove_finalizer(
-                                &FinalizerTarget::Node(node.clone()),
-                                labels::TERMINATION_FINALIZER,
-                            )
-                            .await,
-                    )?;
-                }
-                ignore_not_found(self.kube.delete_node_claim(&claim).await)?;
-                ignore_not_found(
-                    self.kube
-                        .remove_finalizer(
-                            &FinalizerTarget::NodeClaim(claim.clone()),
-                            labels::TERMINATION_FINALIZER,
-                        )
-                        .await,
-                )
-            };
-            deleted.await.map_err(|source| Error::Delete { claim: claim.clone(), source })?;
+            super::forget(&*self.kube, node.as_deref(), Some(&claim))
+                .await
+                .map_err(|source| Error::Forget { claim: claim.clone(), source })?;
             info!(%claim, "Deleted NodeClaim whose instance is gone");
             report.forgotten_claims.push(claim);
         }
-        for claim in plan.expire {
-            ignore_not_found(self.kube.delete_node_claim(&claim).await)
-                .map_err(|source| Error::Delete { claim: claim.clone(), source })?;
-            info!(%claim, "Deleted NodeClaim whose node never registered");
-            report.expired_claims.push(claim);
-        }
         Ok(report)
-    }
-}
-
-fn ignore_not_found(r: actuator::Result<()>) -> actuator::Result<()> {
-    match r {
-        Err(actuator::Error::NotFound(_)) => Ok(()),
-        other => other,
     }
 }
 
@@ -180,6 +131,7 @@ mod tests {
     use super::*;
     use crate::{
         actuator::{Call, RecordingActuator},
+        api::labels,
         cloud::{CapacityType::OnDemand, Catalog, fake::FakeCloud},
         disruption::fixtures::{at, node},
         state::Object,
@@ -200,7 +152,7 @@ mod tests {
     }
 
     #[test]
-    fn orphans_stale_claims_and_unregistered_claims_are_found() {
+    fn orphans_and_claims_whose_instance_is_gone_are_found() {
         let (n, c) = node("a", "m5.large", OnDemand, at(0));
         let (_, lost) = node("lost", "m5.large", OnDemand, at(0));
         let (_, mut stuck) = node("stuck", "m5.large", OnDemand, at(0));
@@ -219,10 +171,9 @@ mod tests {
         let p = plan(&snap, &instances, at(129));
         assert!(p.terminate.is_empty(), "the orphan is younger than 30 s");
         assert_eq!(p.forget, ["lost"]);
-        assert!(p.expire.is_empty());
         let p = plan(&snap, &instances, at(900));
         assert_eq!(p.terminate, ["aws:///us-east-1a/i-orphan"]);
-        assert_eq!(p.expire, ["stuck"]);
+        assert_eq!(p.forget, ["lost"], "the unregistered claim with a live instance is the lifecycle loop's");
     }
 
     #[tokio::test]

@@ -12,7 +12,8 @@
 //! 4. only once the cloud reports the instance gone: delete the Node and the NodeClaim and remove their
 //!    finalizers.
 //!
-//! Replacements are launched and initialized by the disruption loop before it taints a node.
+//! Replacements are created by the disruption loop, launched by the NodeClaim lifecycle loop, and initialized
+//! before the disruption loop taints a node.
 
 pub mod gc;
 
@@ -295,32 +296,7 @@ impl Terminator {
                     return Ok(());
                 }
                 // The instance is gone: only now may the objects that track it go.
-                if let Some(node) = node {
-                    ignore_not_found(self.kube.delete_node(node).await)
-                        .map_err(kube_err("delete Node", node))?;
-                    ignore_not_found(
-                        self.kube
-                            .remove_finalizer(
-                                &FinalizerTarget::Node(node.clone()),
-                                labels::TERMINATION_FINALIZER,
-                            )
-                            .await,
-                    )
-                    .map_err(kube_err("remove the finalizer", node))?;
-                }
-                if let Some(claim) = claim {
-                    ignore_not_found(self.kube.delete_node_claim(claim).await)
-                        .map_err(kube_err("delete NodeClaim", claim))?;
-                    ignore_not_found(
-                        self.kube
-                            .remove_finalizer(
-                                &FinalizerTarget::NodeClaim(claim.clone()),
-                                labels::TERMINATION_FINALIZER,
-                            )
-                            .await,
-                    )
-                    .map_err(kube_err("remove the finalizer", claim))?;
-                }
+                forget(&*self.kube, node.as_deref(), claim.as_deref()).await?;
                 let name = node.clone().or_else(|| claim.clone()).unwrap_or_default();
                 info!(%name, "Terminated");
                 self.metrics.nodes_terminated.inc();
@@ -343,6 +319,28 @@ impl Terminator {
             Err(e) => Err(cloud_err(e)),
         }
     }
+}
+
+/// Deletes the Node and the NodeClaim that tracked an instance that is gone, and removes their finalizers.
+/// Shared by termination (after terminating) and garbage collection (an instance that vanished).
+pub async fn forget(kube: &dyn Actuator, node: Option<&str>, claim: Option<&str>) -> Result<(), Error> {
+    let kube_err = |action: &'static str, target: &str| {
+        let target = target.to_string();
+        move |source| Error::Kube { action, target, source }
+    };
+    if let Some(node) = node {
+        ignore_not_found(kube.delete_node(node).await).map_err(kube_err("delete Node", node))?;
+        let target = FinalizerTarget::Node(node.to_string());
+        ignore_not_found(kube.remove_finalizer(&target, labels::TERMINATION_FINALIZER).await)
+            .map_err(kube_err("remove the finalizer", node))?;
+    }
+    if let Some(claim) = claim {
+        ignore_not_found(kube.delete_node_claim(claim).await).map_err(kube_err("delete NodeClaim", claim))?;
+        let target = FinalizerTarget::NodeClaim(claim.to_string());
+        ignore_not_found(kube.remove_finalizer(&target, labels::TERMINATION_FINALIZER).await)
+            .map_err(kube_err("remove the finalizer", claim))?;
+    }
+    Ok(())
 }
 
 fn ignore_not_found(r: actuator::Result<()>) -> actuator::Result<()> {

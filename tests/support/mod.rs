@@ -3,5 +3,6 @@
 #![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod conformance;
+pub mod kube_api;
 #[cfg(feature = "aws")]
 pub mod moto;
