@@ -170,6 +170,23 @@ pub fn parse(body: &str) -> Result<Message, ParseError> {
     Ok(message)
 }
 
+/// The EventBridge event EC2 sends two minutes before reclaiming a spot instance, as the queue delivers it
+/// (the simulator puts its notices on the queue in this shape).
+pub fn spot_interruption_event(event_id: &str, instance_id: &str, region: &str, time: Timestamp) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": event_id,
+        "detail-type": "EC2 Spot Instance Interruption Warning",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": time.to_string(),
+        "region": region,
+        "resources": [format!("arn:aws:ec2:{region}:instance/{instance_id}")],
+        "detail": {"instance-id": instance_id, "instance-action": "terminate"},
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +245,14 @@ mod tests {
         let future = r#"{"version":"1","id":"x","detail-type":"EC2 Spot Instance Interruption Warning",
             "source":"aws.ec2","time":"2026-01-01T00:00:00Z","detail":{}}"#;
         assert_eq!(parse(future).unwrap().kind, Kind::Unrelated, "only version 0 is understood");
+    }
+
+    #[test]
+    fn a_built_spot_event_parses_like_the_real_one() {
+        let time: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
+        let built = parse(&spot_interruption_event("e-1", "i-0a1b2c3d4e5f60001", "us-east-1", time)).unwrap();
+        let real = parsed("spot_interruption.json");
+        assert_eq!((built.kind, &built.instance_ids, built.time), (real.kind, &real.instance_ids, real.time));
     }
 
     #[test]
