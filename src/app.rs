@@ -92,6 +92,7 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
             bail!("{flag}: this loop is not available in this build of ballast yet");
         }
     }
+    check_interruption_queue(interruption_queue.as_deref())?;
     let identity = identity(&leader)?;
 
     let shutdown = CancellationToken::new();
@@ -139,6 +140,19 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
                 .run(gate.receiver(), shutdown.clone())
                 .map_named("proportional")
                 .instrument(info_span!("proportional")),
+        );
+    }
+
+    #[cfg(feature = "aws")]
+    if let Some(queue) = &interruption_queue {
+        let metrics = ballast::interruption::InterruptionMetrics::default();
+        metrics.register(registry.sub_registry_with_prefix("interruption"));
+        let controller = interruption_loop(queue, region.clone(), actuator.clone(), metrics).await?;
+        running.spawn(
+            controller
+                .run(index.clone(), clock.clone(), gate.receiver(), shutdown.clone())
+                .map_named("interruption")
+                .instrument(info_span!("interruption")),
         );
     }
 
@@ -212,6 +226,33 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         }
         Some(error) => Err(error),
     }
+}
+
+/// The interruption queue is read through the AWS SDK: fail before connecting anywhere when it is missing.
+fn check_interruption_queue(queue: Option<&str>) -> anyhow::Result<()> {
+    match queue {
+        Some(queue) if !cfg!(feature = "aws") => bail!(
+            "--interruption-queue={queue}: this build of ballast has no AWS support (built without the `aws` \
+             feature); use a release build or drop the flag"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The interruption loop over the SQS queue named (or addressed) by `--interruption-queue`.
+#[cfg(feature = "aws")]
+async fn interruption_loop(
+    queue: &str,
+    region: Option<String>,
+    kube: Arc<dyn ballast::actuator::Actuator>,
+    metrics: ballast::interruption::InterruptionMetrics,
+) -> anyhow::Result<ballast::interruption::Interruption> {
+    let sdk = ballast::cloud::aws::load_sdk_config(region, None).await;
+    let sqs = ballast::cloud::aws::sqs::SqsQueue::connect(&sdk, queue)
+        .await
+        .with_context(|| format!("--interruption-queue={queue}: failed to open the queue"))?;
+    info!(queue = %queue, url = %sqs.url(), "Handling interruption messages");
+    Ok(ballast::interruption::Interruption::new(Arc::new(sqs), kube, metrics))
 }
 
 /// The Lease identity: the pod name, which the chart passes through the downward API.

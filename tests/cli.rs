@@ -88,3 +88,13 @@ fn run_without_cluster_credentials_fails_clearly() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("/nonexistent/kubeconfig"), "{}", stderr(&output));
 }
+
+#[cfg(not(feature = "aws"))]
+#[test]
+fn the_interruption_queue_needs_the_aws_feature() {
+    let output =
+        ballast(&["run", "--cluster-name", "prod", "--pod-name", "b-0", "--interruption-queue", "q"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("--interruption-queue=q") && err.contains("`aws` feature"), "{err}");
+}
