@@ -204,10 +204,11 @@ impl Disruption {
     ) {
         let mut changes = cluster.subscribe();
         loop {
-            if *leader.borrow_and_update() && cluster.synced() {
-                if let Err(e) = self.pass(&cluster.snapshot(), clock.now()).await {
-                    warn!(error = %e, "Disruption pass failed");
-                }
+            if *leader.borrow_and_update()
+                && cluster.synced()
+                && let Err(e) = self.pass(&cluster.snapshot(), clock.now()).await
+            {
+                warn!(error = %e, "Disruption pass failed");
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
