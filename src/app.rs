@@ -8,6 +8,7 @@ use ballast::{
     client::{self, ClientMetrics},
     clock::{Clock, SystemClock},
     config::{ClusterArgs, Command, LeaderArgs, LoopArgs, OutputFormat, PlanArgs, RunArgs, SimulateArgs},
+    disruption::{Disruption, DisruptionMetrics},
     leader::{self, Election, LeaderGate, LeaderMetrics, LeaseConfig},
     proportional::{Proportional, ProportionalArgs},
     provisioning::{args::ProvisioningArgs, runner::Loops},
@@ -95,17 +96,21 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         enable_proportional,
         enable_event_scaler,
     } = loops;
-    for (enabled, flag) in [
-        (enable_disruption, "--enable-disruption"),
-        (enable_node_groups, "--enable-node-groups"),
-        (enable_event_scaler, "--enable-event-scaler"),
-    ] {
+    for (enabled, flag) in
+        [(enable_node_groups, "--enable-node-groups"), (enable_event_scaler, "--enable-event-scaler")]
+    {
         if enabled {
             bail!("{flag}: this loop is not available in this build of ballast yet");
         }
     }
-    if enable_provisioning {
-        check_provisioning(&provisioning)?;
+    check_interruption_queue(interruption_queue.as_deref())?;
+    let node_loops = NodeLoops {
+        provisioning: enable_provisioning,
+        disruption: enable_disruption,
+        interruption: interruption_queue.is_some(),
+    };
+    if let Some(flag) = node_loops.first_flag() {
+        check_node_loops(flag, &provisioning)?;
     }
     let identity = identity(&leader)?;
 
@@ -157,15 +162,46 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         );
     }
 
-    if enable_provisioning {
-        let loops =
-            provisioning_loops(&provisioning, &cluster, &kube, &index, &actuator, &clock, &mut registry)
-                .await?;
+    if node_loops.first_flag().is_some() {
+        let (loops, cloud) = node_loops_over_ec2(
+            &node_loops,
+            &provisioning,
+            &cluster,
+            &kube,
+            &index,
+            &actuator,
+            &clock,
+            &mut registry,
+        )
+        .await?;
         running.spawn(
             loops
                 .run(gate.clone(), shutdown.clone())
                 .map_named("provisioning")
                 .instrument(info_span!("provisioning")),
+        );
+        if enable_disruption {
+            let metrics = DisruptionMetrics::default();
+            metrics.register(registry.sub_registry_with_prefix("disruption"));
+            running.spawn(
+                Disruption::new(cloud, actuator.clone(), metrics)
+                    .run(index.clone(), clock.clone(), gate.receiver(), shutdown.clone())
+                    .map_named("disruption")
+                    .instrument(info_span!("disruption")),
+            );
+        }
+    }
+
+    #[cfg(feature = "aws")]
+    if let Some(queue) = &interruption_queue {
+        let metrics = ballast::interruption::InterruptionMetrics::default();
+        metrics.register(registry.sub_registry_with_prefix("interruption"));
+        let controller = interruption_loop(queue, region.clone(), actuator.clone(), metrics).await?;
+        running.spawn(
+            controller
+                .run(index.clone(), clock.clone(), gate.receiver(), shutdown.clone())
+                .map_named("interruption")
+                .instrument(info_span!("interruption")),
         );
     }
 
@@ -241,26 +277,50 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Flags `--enable-provisioning` needs, checked before connecting to anything.
-fn check_provisioning(args: &ProvisioningArgs) -> anyhow::Result<()> {
+/// The loops that launch or terminate EC2 instances. Any of them needs the node loops (lifecycle launches
+/// replacement claims, termination drains deleted ones) and so the AWS provider.
+struct NodeLoops {
+    provisioning: bool,
+    disruption: bool,
+    interruption: bool,
+}
+
+impl NodeLoops {
+    /// The flag that asked for the node loops, for error messages; `None` when no loop needs them.
+    fn first_flag(&self) -> Option<&'static str> {
+        [
+            (self.provisioning, "--enable-provisioning"),
+            (self.disruption, "--enable-disruption"),
+            (self.interruption, "--interruption-queue"),
+        ]
+        .into_iter()
+        .find_map(|(on, flag)| on.then_some(flag))
+    }
+}
+
+/// Flags the node loops need, checked before connecting to anything.
+fn check_node_loops(flag: &str, args: &ProvisioningArgs) -> anyhow::Result<()> {
     if !cfg!(feature = "aws") {
         bail!(
-            "--enable-provisioning: this build of ballast has no AWS support (built without the `aws` feature); \
+            "{flag}: this build of ballast has no AWS support (built without the `aws` feature); \
              use a release image or build with `--features aws`"
         );
     }
     if args.cluster_endpoint.is_none() {
         bail!(
-            "--enable-provisioning needs --cluster-endpoint (BALLAST_CLUSTER_ENDPOINT): the API server endpoint \
+            "{flag} needs --cluster-endpoint (BALLAST_CLUSTER_ENDPOINT): the API server endpoint \
              new nodes join"
         );
     }
     Ok(())
 }
 
-/// The provisioning, lifecycle, termination and garbage-collection loops over EC2.
+/// The provisioning (when enabled), lifecycle, termination and garbage-collection loops over EC2, and the
+/// provider for disruption.
 #[cfg(feature = "aws")]
-async fn provisioning_loops(
+#[allow(clippy::too_many_arguments)]
+async fn node_loops_over_ec2(
+    enabled: &NodeLoops,
     args: &ProvisioningArgs,
     cluster: &ClusterArgs,
     kube: &kube::Client,
@@ -268,7 +328,7 @@ async fn provisioning_loops(
     actuator: &Arc<KubeActuator>,
     clock: &Arc<dyn Clock>,
     registry: &mut prometheus_client::registry::Registry,
-) -> anyhow::Result<Loops> {
+) -> anyhow::Result<(Loops, Arc<dyn ballast::cloud::CloudProvider>)> {
     use ballast::{
         actuator::Actuator,
         cloud::{
@@ -305,19 +365,24 @@ async fn provisioning_loops(
     let lifecycle_metrics = LifecycleMetrics::register(registry.sub_registry_with_prefix("provisioning"));
     let termination_metrics = TerminationMetrics::default();
     termination_metrics.register(registry.sub_registry_with_prefix("termination"));
-    Ok(Loops {
+    let loops = Loops {
         index: index.clone(),
         clock: clock.clone(),
-        provisioner: Provisioner::new(cloud.clone(), kube_writes.clone(), args.batcher()),
+        provisioner: enabled
+            .provisioning
+            .then(|| Provisioner::new(cloud.clone(), kube_writes.clone(), args.batcher())),
         lifecycle: Lifecycle::new(cloud.clone(), kube_writes.clone(), args.timeouts(), lifecycle_metrics),
         terminator: Terminator::new(cloud.clone(), kube_writes.clone(), termination_metrics),
-        gc: GarbageCollector::new(cloud, kube_writes),
-    })
+        gc: GarbageCollector::new(cloud.clone(), kube_writes),
+    };
+    Ok((loops, cloud))
 }
 
-/// Unreachable: [`check_provisioning`] refuses `--enable-provisioning` without the `aws` feature.
+/// Unreachable: [`check_node_loops`] refuses the node loops without the `aws` feature.
 #[cfg(not(feature = "aws"))]
-async fn provisioning_loops(
+#[allow(clippy::too_many_arguments)]
+async fn node_loops_over_ec2(
+    _: &NodeLoops,
     _: &ProvisioningArgs,
     _: &ClusterArgs,
     _: &kube::Client,
@@ -325,8 +390,35 @@ async fn provisioning_loops(
     _: &Arc<KubeActuator>,
     _: &Arc<dyn Clock>,
     _: &mut prometheus_client::registry::Registry,
-) -> anyhow::Result<Loops> {
-    bail!("--enable-provisioning: this build of ballast has no AWS support")
+) -> anyhow::Result<(Loops, Arc<dyn ballast::cloud::CloudProvider>)> {
+    bail!("the node loops need AWS support, and this build of ballast has none")
+}
+
+/// The interruption queue is read through the AWS SDK: fail before connecting anywhere when it is missing.
+fn check_interruption_queue(queue: Option<&str>) -> anyhow::Result<()> {
+    match queue {
+        Some(queue) if !cfg!(feature = "aws") => bail!(
+            "--interruption-queue={queue}: this build of ballast has no AWS support (built without the `aws` \
+             feature); use a release build or drop the flag"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The interruption loop over the SQS queue named (or addressed) by `--interruption-queue`.
+#[cfg(feature = "aws")]
+async fn interruption_loop(
+    queue: &str,
+    region: Option<String>,
+    kube: Arc<dyn ballast::actuator::Actuator>,
+    metrics: ballast::interruption::InterruptionMetrics,
+) -> anyhow::Result<ballast::interruption::Interruption> {
+    let sdk = ballast::cloud::aws::load_sdk_config(region, None).await;
+    let sqs = ballast::cloud::aws::sqs::SqsQueue::connect(&sdk, queue)
+        .await
+        .with_context(|| format!("--interruption-queue={queue}: failed to open the queue"))?;
+    info!(queue = %queue, url = %sqs.url(), "Handling interruption messages");
+    Ok(ballast::interruption::Interruption::new(Arc::new(sqs), kube, metrics))
 }
 
 /// The Lease identity: the pod name, which the chart passes through the downward API.

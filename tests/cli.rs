@@ -103,3 +103,13 @@ fn enable_provisioning_fails_clearly_before_connecting_when_it_cannot_work() {
     let expected = if cfg!(feature = "aws") { "needs --cluster-endpoint" } else { "no AWS support" };
     assert!(stderr(&output).contains(expected), "{}", stderr(&output));
 }
+
+#[cfg(not(feature = "aws"))]
+#[test]
+fn the_interruption_queue_needs_the_aws_feature() {
+    let output =
+        ballast(&["run", "--cluster-name", "prod", "--pod-name", "b-0", "--interruption-queue", "q"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("--interruption-queue=q") && err.contains("`aws` feature"), "{err}");
+}

@@ -13,6 +13,8 @@ use std::{
 
 use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{
@@ -25,15 +27,29 @@ use super::{
 use crate::{
     actuator::{Actuator, EventRecord, EventType},
     api::labels,
+    clock::Clock,
     cloud::CloudProvider,
     model::{Taint, TaintEffect},
     provisioning,
     scheduling::NodePoolTemplate,
-    state::Snapshot,
+    state::{Cluster, Kind, Snapshot},
 };
 
 /// Karpenter's disruption controller polls every 10 s.
 pub const POLL_PERIOD: SignedDuration = SignedDuration::from_secs(10);
+/// `ballast run` passes at least this often (the simulator uses the same period).
+pub const RUN_TICK: std::time::Duration = std::time::Duration::from_secs(5);
+/// A burst of index changes makes one pass.
+const RUN_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
+/// What disruption decisions depend on.
+const RUN_WATCHED: [Kind; 6] = [
+    Kind::Node,
+    Kind::NodeClaim,
+    Kind::Pod,
+    Kind::PodDisruptionBudget,
+    Kind::Provisioner,
+    Kind::NodeTemplate,
+];
 /// A replacement that has not initialized by then fails its command.
 pub const REPLACEMENT_TIMEOUT: SignedDuration = SignedDuration::from_secs(600);
 
@@ -173,6 +189,56 @@ impl Disruption {
         Ok(report)
     }
 
+    /// Runs passes while `leader` is true and the index is synced: on every change to what disruption reads
+    /// (debounced) and at least every [`RUN_TICK`], which also drives the validation delay and the wait for
+    /// replacements. Returns on shutdown, when the index is dropped or when the leader signal's sender is
+    /// gone.
+    pub async fn run(
+        mut self,
+        cluster: Cluster,
+        clock: Arc<dyn Clock>,
+        mut leader: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) {
+        let mut changes = cluster.subscribe();
+        loop {
+            if *leader.borrow_and_update()
+                && cluster.synced()
+                && let Err(e) = self.pass(&cluster.snapshot(), clock.now()).await
+            {
+                warn!(error = %e, "Disruption pass failed");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(RUN_TICK) => {}
+                changed = changes.changed(&RUN_WATCHED) => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(RUN_DEBOUNCE) => {}
+                    }
+                }
+                changed = leader.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass with the pools built from the cloud's current catalog.
+    pub async fn pass(&mut self, snap: &Snapshot, now: Timestamp) -> Result<Report, Error> {
+        let catalog = self.cloud.catalog().await.map_err(Error::Catalog)?;
+        let (pools, errors) = super::pools(snap, &catalog);
+        for e in &errors {
+            warn!(error = %e, "Skipping Provisioner for disruption replacements");
+        }
+        self.reconcile(snap, &pools, now).await
+    }
+
     fn fail(&mut self, command: Command, reason: String, now: Timestamp, report: &mut Report) {
         warn!(command = %command.describe(), %reason, "Disruption failed");
         self.metrics.outcome(command.reason, "replacement_failed");
@@ -306,6 +372,30 @@ mod tests {
         let report = d.reconcile(&w.snapshot(), &w.pools, at(110)).await.unwrap();
         assert_eq!(report.executed.map(|c| c.nodes), Some(vec!["big".to_string()]));
         assert_eq!(kube.calls()[0], Call::TaintNode("big".into(), disruption_taint()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn run_acts_while_leading_and_returns_on_shutdown() {
+        let mut w = World::new(provisioner("default", true, |_| {}), OnDemand);
+        w.add_node("a", "m5.xlarge", OnDemand).add_pods("a", 1, 1000);
+        w.add_node("b", "m5.xlarge", OnDemand).add_pods("b", 1, 1000);
+        let cluster = Cluster::new();
+        for object in w.objects.clone() {
+            cluster.apply(object);
+        }
+        let clock = crate::clock::ManualClock::new(at(60));
+        let (d, kube, _) = setup(&w);
+        let (leader_tx, leader) = watch::channel(true);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(d.run(cluster, Arc::new(clock.clone()), leader, shutdown.clone()));
+        // Decided on the first pass; validated once the virtual clock passes the delay.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        clock.set(at(80));
+        tokio::time::sleep(RUN_TICK * 2).await;
+        assert!(kube.calls().iter().any(|c| matches!(c, Call::TaintNode(..))), "{:?}", kube.calls());
+        shutdown.cancel();
+        task.await.unwrap();
+        drop(leader_tx);
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ use crate::{
     actuator::{Actuator, EventRecord, EventType},
     api::{NodeClaim, NodeClaimSpec, Quantity, labels, node_claim::ResourceRequests},
     cloud::{Catalog, CloudError, CloudProvider, LaunchOption},
+    disruption::candidate::{claim_of, is_reschedulable, is_terminating},
     model::{Operator, Pod, Taint},
     scheduling::{
         self, ExistingNode, NodePoolTemplate, Placement, PoolUsage, SolveInput, ValueSet, VolumeTopology,
@@ -72,12 +73,28 @@ pub struct PlannedClaim {
     pub pods: Vec<String>,
 }
 
-/// Pending pods ballast must find room for: unbound, not daemonset pods, not waiting for an in-flight claim.
+/// Pods ballast must find room for, not waiting for an in-flight claim: unbound pods other than daemonset
+/// pods, and the [`terminating_node_pods`].
 pub fn provisionable_pods<'a>(
     snap: &'a Snapshot,
     nominations: &'a Nominations,
 ) -> impl Iterator<Item = &'a Arc<Pod>> {
-    snap.pending_pods().filter(move |p| !p.is_daemonset_pod() && !nominations.contains_key(&p.key()))
+    snap.pending_pods()
+        .filter(|p| !p.is_daemonset_pod())
+        .chain(terminating_node_pods(snap))
+        .filter(move |p| !nominations.contains_key(&p.key()))
+}
+
+/// The pods that must move off nodes being terminated (tainted for disruption, deleting, or whose NodeClaim
+/// is deleting). As Karpenter does, the provisioner schedules them like pending pods while the node
+/// drains, so the capacity they need (an interrupted spot node's replacement) launches at once rather than
+/// after the eviction.
+pub fn terminating_node_pods(snap: &Snapshot) -> impl Iterator<Item = &Arc<Pod>> {
+    snap.nodes
+        .values()
+        .filter(|n| is_terminating(n, claim_of(snap, n).map(|c| &**c)))
+        .flat_map(|n| snap.pods_on_node(&n.name))
+        .filter(|p| is_reschedulable(p))
 }
 
 /// Decides which NodeClaims to launch for the provisionable pods. Pure.
@@ -111,7 +128,8 @@ pub fn plan(snap: &Snapshot, catalog: &Catalog, nominations: &Nominations, _now:
     let mut existing: Vec<ExistingNode> = snap
         .nodes
         .values()
-        .filter(|n| n.ready)
+        // A terminating node's capacity is going away; its pods are scheduled below.
+        .filter(|n| n.ready && !is_terminating(n, claim_of(snap, n).map(|c| &**c)))
         .map(|n| ExistingNode {
             name: n.name.clone(),
             labels: n.labels.clone(),
@@ -140,6 +158,7 @@ pub fn plan(snap: &Snapshot, catalog: &Catalog, nominations: &Nominations, _now:
     let pending: Vec<Arc<Pod>> = snap
         .pending_pods()
         .filter(|p| !p.is_daemonset_pod())
+        .chain(terminating_node_pods(snap))
         .filter(|p| nominations.get(&p.key()).is_none_or(|c| !in_flight.contains(c)))
         .cloned()
         .collect();
@@ -485,6 +504,7 @@ impl Provisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use crate::{
         api::{NodeClaimStatus, Provisioner as ProvisionerCrd},
         clock::ManualClock,
@@ -567,6 +587,32 @@ mod tests {
         let plan = plan(&snap, &catalog(), &nominated, now());
         assert!(plan.claims.is_empty(), "{plan:?}");
         assert_eq!(plan.nominations.get("default/b").map(String::as_str), Some("default-abcde"));
+    }
+
+    #[test]
+    fn the_pods_of_a_terminating_node_get_new_capacity_before_they_are_evicted() {
+        use crate::disruption::fixtures::{at, node, pod as bound_pod};
+        let (n, mut c) = node("spot-a", "m5.large", CapacityType::OnDemand, at(0));
+        let objects = |c: &NodeClaim| {
+            [
+                on_demand(),
+                Object::Node(Arc::new(n.clone())),
+                Object::NodeClaim(Arc::new(c.clone())),
+                Object::Pod(Arc::new(bound_pod("web-1", Some("spot-a"), 500))),
+            ]
+        };
+        let healthy = Snapshot::from_objects(objects(&c));
+        assert_eq!(provisionable_pods(&healthy, &Nominations::new()).count(), 0);
+        assert!(plan(&healthy, &catalog(), &Nominations::new(), now()).claims.is_empty());
+
+        c.metadata.deletion_timestamp = Some(Time(at(10)));
+        let terminating = Snapshot::from_objects(objects(&c));
+        let keys: Vec<String> =
+            provisionable_pods(&terminating, &Nominations::new()).map(|p| p.key()).collect();
+        assert_eq!(keys, ["default/web-1"]);
+        let plan = plan(&terminating, &catalog(), &Nominations::new(), now());
+        assert_eq!(plan.claims.len(), 1, "the terminating node is no capacity: {plan:?}");
+        assert_eq!(plan.claims[0].pods, ["default/web-1"]);
     }
 
     #[test]

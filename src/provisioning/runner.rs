@@ -1,6 +1,7 @@
-//! `ballast run --enable-provisioning`: the provisioning, NodeClaim lifecycle, termination and garbage-collection
-//! loops over the live index, in that order each pass (as `simulate` runs them), acting only while this replica
-//! leads. A pass runs on index changes (debounced), when a loop's timer is due, and at least every [`PERIOD`].
+//! The node loops of `ballast run`: provisioning (with `--enable-provisioning`), NodeClaim lifecycle, termination
+//! and garbage collection over the live index, in that order each pass (as `simulate` runs them), acting only
+//! while this replica leads. Disruption and interruption need the last three too: they create replacement claims
+//! (launched by the lifecycle) and delete claims (drained and terminated by termination). A pass runs on index changes (debounced), when a loop's timer is due, and at least every [`PERIOD`].
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,7 +26,8 @@ const WATCHED: [Kind; 5] = [Kind::Pod, Kind::Node, Kind::NodeClaim, Kind::Provis
 pub struct Loops {
     pub index: state::Cluster,
     pub clock: Arc<dyn Clock>,
-    pub provisioner: Provisioner,
+    /// `None` without `--enable-provisioning`.
+    pub provisioner: Option<Provisioner>,
     pub lifecycle: Lifecycle,
     pub terminator: Terminator,
     pub gc: GarbageCollector,
@@ -35,7 +37,11 @@ impl Loops {
     /// One pass of every loop; returns when the next one is due without changes.
     pub async fn pass(&mut self) -> Option<Timestamp> {
         let now = self.clock.now();
-        match self.provisioner.reconcile(&self.index.snapshot(), now).await {
+        let provisioned = match &mut self.provisioner {
+            Some(provisioner) => provisioner.reconcile(&self.index.snapshot(), now).await,
+            None => Ok(None),
+        };
+        match provisioned {
             Ok(Some((plan, report))) => info!(
                 created = report.created.len(),
                 failed = report.failed.len(),
@@ -59,7 +65,12 @@ impl Loops {
             warn!(%error, "Garbage collection failed");
         }
         let snap = self.index.snapshot();
-        self.provisioner.next_wake().into_iter().chain(self.lifecycle.next_wake(&snap, now)).min()
+        self.provisioner
+            .as_ref()
+            .and_then(Provisioner::next_wake)
+            .into_iter()
+            .chain(self.lifecycle.next_wake(&snap, now))
+            .min()
     }
 
     /// Runs until `shutdown` (the pass in progress finishes) or the index or leader signal is dropped.

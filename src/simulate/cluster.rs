@@ -472,9 +472,17 @@ impl Actuator for SimApi {
         Ok(())
     }
 
+    /// As the API server does: a NodeClaim with finalizers only gets its deletion timestamp; it goes once the
+    /// last finalizer is removed.
     async fn delete_node_claim(&self, name: &str) -> actuator::Result<()> {
-        if !self.delete_object(Kind::NodeClaim, name) {
-            return Err(not_found(format!("NodeClaim {name}")));
+        let snap = self.snapshot();
+        let claim = snap.node_claims.get(name).ok_or_else(|| not_found(format!("NodeClaim {name}")))?;
+        if claim.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty()) {
+            self.delete_object(Kind::NodeClaim, name);
+        } else if claim.metadata.deletion_timestamp.is_none() {
+            let mut claim = (**claim).clone();
+            claim.metadata.deletion_timestamp = Some(Time(self.clock.now()));
+            self.index.apply(Object::NodeClaim(Arc::new(claim)));
         }
         Ok(())
     }
@@ -616,7 +624,13 @@ impl SimApi {
                     snap.node_claims.get(name).ok_or_else(|| not_found(format!("NodeClaim {name}")))?;
                 let mut claim = (**claim).clone();
                 edit(claim.metadata.finalizers.get_or_insert_with(Vec::new));
-                self.index.apply(Object::NodeClaim(Arc::new(claim)));
+                if claim.metadata.deletion_timestamp.is_some()
+                    && claim.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty())
+                {
+                    self.index.delete(Kind::NodeClaim, name);
+                } else {
+                    self.index.apply(Object::NodeClaim(Arc::new(claim)));
+                }
                 Ok(())
             }
         }
@@ -822,7 +836,13 @@ mod tests {
             api.create_config_map("kube-system", "params", &data).await,
             Err(actuator::Error::Conflict(_))
         ));
+        // The finalizer holds the deleted claim until it is removed.
         api.delete_node_claim(&name).await.unwrap();
+        let deleting = api.snapshot().node_claims.get(&name).cloned().expect("held by the finalizer");
+        assert_eq!(deleting.metadata.deletion_timestamp, Some(Time(start())));
+        api.remove_finalizer(&FinalizerTarget::NodeClaim(name.clone()), labels::TERMINATION_FINALIZER)
+            .await
+            .unwrap();
         assert!(api.snapshot().node_claims.is_empty());
     }
 }

@@ -28,6 +28,7 @@ use crate::{
         sim::{SimCloud, SimCloudConfig, UNAVAILABLE_TTL, instance_id},
     },
     disruption::{self, Disruption, DisruptionMetrics},
+    interruption::{self, Interruption, InterruptionMetrics, MemoryQueue},
     manifest::Manifest,
     model::Pod,
     proportional::{Proportional, ProportionalArgs},
@@ -52,6 +53,8 @@ const PROGRESS_MIN: SignedDuration = SignedDuration::from_secs(3600);
 /// How often the disruption and termination loops run while nodes exist.
 const DISRUPTION_TICK: SignedDuration = SignedDuration::from_secs(5);
 const TICK: SignedDuration = SignedDuration::from_secs(1);
+/// The region in the simulated cloud's events.
+const SIM_REGION: &str = "us-east-1";
 
 /// A timeline step with its manifests already loaded.
 pub struct PreparedStep {
@@ -73,6 +76,9 @@ pub struct Simulation {
     disruption: Disruption,
     terminator: Terminator,
     gc: GarbageCollector,
+    /// The interruption loop over an in-memory queue that receives the simulated cloud's notices.
+    interruption: Interruption,
+    interruption_queue: Arc<MemoryQueue>,
     /// cluster-proportional-autoscaler mode over ConfigMaps in the scenario.
     proportional: Proportional,
     /// How many of the API's events the timeline has already shown.
@@ -106,7 +112,12 @@ impl Simulation {
         let disruption = Disruption::new(cloud.clone(), api.clone(), DisruptionMetrics::default());
         let terminator = Terminator::new(cloud.clone(), api.clone(), TerminationMetrics::default());
         let gc = GarbageCollector::new(cloud.clone(), api.clone());
+        let interruption_queue = Arc::new(MemoryQueue::new());
+        let interruption =
+            Interruption::new(interruption_queue.clone(), api.clone(), InterruptionMetrics::default());
         Self {
+            interruption,
+            interruption_queue,
             disruption,
             terminator,
             gc,
@@ -160,6 +171,7 @@ impl Simulation {
                 self.run_step(step, now).await?;
             }
             self.cloud_events(now, &catalog)?;
+            self.handle_interruptions(now).await;
             self.api.reconcile();
             for key in self.api.schedule() {
                 if let Some(pod) = self.api.snapshot().pods.get(&key) {
@@ -410,6 +422,16 @@ impl Simulation {
             if let Some(claim) = self.claim_of(&notice.provider_id) {
                 self.recorder.interruption_notice(now, &claim, notice.reclaim_at);
             }
+            // EventBridge delivers the notice to the queue; the cloud's copy is done with.
+            let id = format!("sim-{}-{}", notice.instance_id, notice.noticed_at.as_second());
+            let event = interruption::messages::spot_interruption_event(
+                &id,
+                &notice.instance_id,
+                SIM_REGION,
+                notice.noticed_at,
+            );
+            self.interruption_queue.send(event);
+            self.cloud.acknowledge_interruption(&notice.instance_id);
         }
         for instance in &events.reclaimed {
             if let Some(claim) = instance.claim_name() {
@@ -426,6 +448,30 @@ impl Simulation {
             self.recorder.registered(now, &name);
         }
         Ok(())
+    }
+
+    /// Runs the interruption loop until the queue is empty and puts the drains on the timeline.
+    async fn handle_interruptions(&mut self, now: Timestamp) {
+        while !self.interruption_queue.is_empty() {
+            let api = self.api.clone();
+            let report = match self.interruption.reconcile(|| api.snapshot(), || now).await {
+                Ok(report) => report,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Interruption queue failed");
+                    return;
+                }
+            };
+            for step in report.steps.iter().filter(|s| s.action == interruption::Action::Drain) {
+                let node = step.node.clone().or_else(|| step.claim.clone()).unwrap_or_default();
+                let reason = step.kind.as_str().replace('_', " ");
+                self.recorder.drained(now, &node, &reason);
+                self.disrupted.insert(node, format!("drained ({reason})"));
+            }
+            if report.deleted < report.received {
+                // A failed action stays queued: retry on the next tick rather than spin.
+                return;
+            }
+        }
     }
 
     fn claim_of(&self, provider_id: &str) -> Option<String> {

@@ -66,6 +66,8 @@ pub enum Event {
     /// The disruption loop handed nodes to termination (after validating the decision and launching any
     /// replacement).
     Disrupted { nodes: Vec<String>, reason: String, action: String, savings_per_hour: f64, detail: String },
+    /// The interruption loop drained the node for a queue message (`reason`: the message kind).
+    Drained { node: String, reason: String },
     /// The provisioner found no way to host these pods, for the same reason.
     Unschedulable { pods: Vec<String>, reason: String },
 }
@@ -242,6 +244,10 @@ impl Recorder {
         self.push(at, event);
     }
 
+    pub fn drained(&mut self, at: Timestamp, node: &str, reason: &str) {
+        self.push(at, Event::Drained { node: node.to_string(), reason: reason.to_string() });
+    }
+
     pub fn terminated(&mut self, at: Timestamp, node: &str, reason: &str) {
         let Some(i) = self.live.remove(node) else { return };
         let offset = self.offset(at);
@@ -344,6 +350,7 @@ impl Event {
             Event::InterruptionNotice { .. } => "interruption",
             Event::Terminated { .. } => "terminated",
             Event::Disrupted { .. } => "disrupted",
+            Event::Drained { .. } => "drained",
             Event::Unschedulable { .. } => "unschedulable",
         }
     }
@@ -371,6 +378,7 @@ impl Event {
             Event::Disrupted { nodes, reason, action, savings_per_hour, detail } => {
                 format!("{action} {} ({reason}: {detail}), saves ${savings_per_hour:.4}/h", nodes.join(", "))
             }
+            Event::Drained { node, reason } => format!("node {node}: {reason}; replacing it"),
             Event::Unschedulable { pods, reason } => match pods.as_slice() {
                 [pod] => format!("{pod}: {reason}"),
                 [first, ..] => format!("{} pods ({first}, …): {reason}", pods.len()),

@@ -15,6 +15,7 @@ mod instance_types;
 mod launch_template;
 mod metrics;
 pub mod sdk;
+pub mod sqs;
 mod template;
 mod user_data;
 
