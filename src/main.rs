@@ -8,11 +8,6 @@ use std::process::ExitCode;
 use ballast::{config::Cli, telemetry::logging};
 use clap::Parser;
 
-// mimalloc's size classes waste far less than glibc's malloc on the index's millions of small blocks
-// (docs/memory.md: the RSS at 5,000 nodes / 100,000 pods).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // Two crypto providers are linked with the `aws` feature (ring for kube, aws-lc-rs for the AWS SDK), so
     // rustls cannot choose one itself. Err means one is installed already, which is fine.
