@@ -6,6 +6,7 @@
 //! cargo run --release --no-default-features --example index_memory            # RSS (system allocator)
 //! cargo run --release --no-default-features --example index_memory -- --heap  # exact heap via dhat
 //! cargo run --release --no-default-features --example index_memory -- --nodes 500 --pods 10000
+//! cargo run --release --no-default-features --example index_memory -- --threads 4  # pods converted on 4 threads
 //! ```
 
 use std::{sync::Arc, time::Instant};
@@ -29,10 +30,12 @@ struct Args {
     heap: bool,
     nodes: usize,
     pods: usize,
+    /// Threads converting pods, like the tokio workers the watch tasks run on in the binary.
+    threads: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { heap: false, nodes: 5_000, pods: 100_000 };
+    let mut args = Args { heap: false, nodes: 5_000, pods: 100_000, threads: 1 };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut count = |flag: &str| -> Result<usize, String> {
@@ -43,7 +46,12 @@ fn parse_args() -> Result<Args, String> {
             "--heap" => args.heap = true,
             "--nodes" => args.nodes = count("--nodes")?,
             "--pods" => args.pods = count("--pods")?,
-            other => return Err(format!("unknown argument {other:?}; use --heap, --nodes N, --pods N")),
+            "--threads" => args.threads = count("--threads")?.max(1),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; use --heap, --nodes N, --pods N, --threads N"
+                ));
+            }
         }
     }
     Ok(args)
@@ -77,9 +85,24 @@ fn report(phase: &str, heap: bool) {
     }
 }
 
-fn list_pods(pump: &mut Pump<k8s_openapi::api::core::v1::Pod>, args: &Args) {
+/// One pod list, its objects converted on `args.threads` threads (each with a pump of its own), as a watch
+/// task's allocations land on whichever worker thread runs it.
+fn list_pods(cluster: &Cluster, pump: &mut Pump<k8s_openapi::api::core::v1::Pod>, args: &Args) {
     pump.handle(Event::Init);
-    (0..args.pods).for_each(|i| pump.handle(Event::InitApply(synthetic::pod(i, args.nodes))));
+    if args.threads == 1 {
+        (0..args.pods).for_each(|i| pump.handle(Event::InitApply(synthetic::pod(i, args.nodes))));
+    } else {
+        std::thread::scope(|scope| {
+            for t in 0..args.threads {
+                scope.spawn(move || {
+                    let mut pump = Pump::new(cluster.clone(), Kind::Pod, pod_converter());
+                    (t..args.pods)
+                        .step_by(args.threads)
+                        .for_each(|i| pump.handle(Event::InitApply(synthetic::pod(i, args.nodes))));
+                });
+            }
+        });
+    }
     pump.handle(Event::InitDone);
 }
 
@@ -103,7 +126,7 @@ fn main() {
     (0..args.nodes).for_each(|i| nodes.handle(Event::InitApply(synthetic::node(i))));
     nodes.handle(Event::InitDone);
     let mut pods = Pump::new(cluster.clone(), Kind::Pod, pod_converter());
-    list_pods(&mut pods, &args);
+    list_pods(&cluster, &mut pods, &args);
     assert!(cluster.synced());
     report(&format!("indexed {} nodes, {} pods", args.nodes, args.pods), args.heap);
 
@@ -118,7 +141,7 @@ fn main() {
     drop(held);
 
     // A watch reconnect: the relisted pods are buffered until InitDone replaces the old ones.
-    list_pods(&mut pods, &args);
+    list_pods(&cluster, &mut pods, &args);
     report("after a full pod relist", args.heap);
 
     let snap = cluster.snapshot();

@@ -3,7 +3,12 @@
 //!
 //! Everything here is plain data. Matching logic (selectors, taints, requirements) lives in `scheduling`.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    fmt,
+    hash::{Hash, Hasher},
+    sync::Arc,
+};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -184,7 +189,8 @@ pub struct Pod {
     pub namespace: String,
     pub name: String,
     pub uid: String,
-    pub labels: Labels,
+    /// Shared with the pod's sibling replicas when converted from the API ([`Shared`]).
+    pub labels: Shared<Labels>,
     /// Only annotations ballast reads (`state::convert::KEPT_ANNOTATION_PREFIXES`) when converted from the API.
     pub annotations: Labels,
     pub owner: Option<OwnerRef>,
@@ -196,8 +202,10 @@ pub struct Pod {
     /// `max(sum(containers), max(init)) + overhead`, with `pods: 1`.
     pub requests: Resources,
     pub node_selector: Labels,
-    pub affinity: Affinity,
-    pub tolerations: Vec<Toleration>,
+    /// Empty for most pods; shared like `labels`.
+    pub affinity: Shared<Affinity>,
+    /// Shared like `labels`.
+    pub tolerations: Shared<Vec<Toleration>>,
     pub topology_spread: Vec<TopologySpreadConstraint>,
     pub host_ports: Vec<HostPort>,
     /// Names of PersistentVolumeClaims the pod mounts (generic ephemeral volumes as `<pod>-<volume>`).
@@ -245,7 +253,7 @@ impl Pod {
             namespace: namespace.into(),
             name: name.into(),
             uid: format!("uid-{name}"),
-            labels: Labels::new(),
+            labels: Shared::default(),
             annotations: Labels::new(),
             owner: None,
             node_name: None,
@@ -254,8 +262,8 @@ impl Pod {
             unschedulable: false,
             requests: Resources::default(),
             node_selector: Labels::new(),
-            affinity: Affinity::default(),
-            tolerations: vec![],
+            affinity: Shared::default(),
+            tolerations: Shared::default(),
             topology_spread: vec![],
             host_ports: vec![],
             pvcs: vec![],
@@ -366,5 +374,90 @@ pub struct ConfigMap {
 impl ConfigMap {
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+// === Sharing ===
+
+/// A value many objects hold equal copies of (the labels, tolerations and constraints of one workload's
+/// replicas), stored once behind an `Arc`. Reads deref to `T`; a write through `DerefMut` first copies a value
+/// that others share (`Arc::make_mut`), so a change never leaks into another object. The pod watch interns
+/// these (`state::intern`); elsewhere `.into()` wraps a value of one's own.
+#[derive(Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Shared<T>(Arc<T>);
+
+/// Another holder of the same allocation (whatever `T`'s own `Clone`).
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Shared<T> {
+    pub fn new(value: T) -> Self {
+        Self(Arc::new(value))
+    }
+
+    /// Whether both hold the very same allocation.
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// How many objects (and interning tables) hold this allocation.
+    pub fn holders(this: &Self) -> usize {
+        Arc::strong_count(&this.0)
+    }
+}
+
+impl<T> From<T> for Shared<T> {
+    fn from(value: T) -> Self {
+        Self::new(value)
+    }
+}
+
+/// `[("app".to_string(), "web".to_string())].into()`, as for a plain map.
+impl<K: Ord, V, const N: usize> From<[(K, V); N]> for Shared<BTreeMap<K, V>> {
+    fn from(pairs: [(K, V); N]) -> Self {
+        Self::new(BTreeMap::from(pairs))
+    }
+}
+
+impl<A, T: FromIterator<A>> FromIterator<A> for Shared<T> {
+    fn from_iter<I: IntoIterator<Item = A>>(iter: I) -> Self {
+        Self::new(T::from_iter(iter))
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> std::ops::DerefMut for Shared<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// Lets interning tables look values up by `&T`; hashes exactly as `T` does.
+impl<T> std::borrow::Borrow<T> for Shared<T> {
+    fn borrow(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Hash> Hash for Shared<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (*self.0).hash(state)
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }

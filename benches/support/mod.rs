@@ -291,8 +291,9 @@ fn base_pod(name: &str, group: &str, i: usize) -> Pod {
             node: NodeAffinity::default(),
             pod: PodAffinity::default(),
             pod_anti: PodAffinity::default(),
-        },
-        tolerations: vec![],
+        }
+        .into(),
+        tolerations: vec![].into(),
         topology_spread: vec![],
         host_ports: vec![],
         pvcs: vec![],

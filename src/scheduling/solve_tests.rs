@@ -390,7 +390,8 @@ fn untolerated_taints_block_and_startup_taints_do_not() {
         value: "db".into(),
         effect: Some(TaintEffect::NoSchedule),
         toleration_seconds: None,
-    }];
+    }]
+    .into();
     let r = solve(&input(vec![tainted_pool()], vec![Arc::new(db)]));
     assert!(r.unschedulable.is_empty(), "the cni startup taint needs no toleration");
     assert_eq!(r.new_claims[0].startup_taints[0].key, "cni");

@@ -201,7 +201,7 @@ fn pod_from_spec(
 ) -> Result<Pod> {
     let init = spec.init_containers.as_deref().unwrap_or_default();
     Ok(Pod {
-        labels: labels(meta),
+        labels: labels(meta).into(),
         annotations: read_annotations(meta),
         owner: owner(meta),
         uid: String::new(),
@@ -211,14 +211,15 @@ fn pod_from_spec(
         unschedulable: false,
         requests: pod_requests(ctx, path, spec)?,
         node_selector: spec.node_selector.clone().unwrap_or_default(),
-        affinity: affinity(ctx, &format!("{path}.affinity"), spec.affinity.as_ref())?,
+        affinity: affinity(ctx, &format!("{path}.affinity"), spec.affinity.as_ref())?.into(),
         tolerations: spec
             .tolerations
             .iter()
             .flatten()
             .enumerate()
             .map(|(i, t)| toleration(ctx, &format!("{path}.tolerations[{i}]"), t))
-            .collect::<Result<_>>()?,
+            .collect::<Result<Vec<_>>>()?
+            .into(),
         topology_spread: spec
             .topology_spread_constraints
             .iter()

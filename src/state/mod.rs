@@ -6,6 +6,7 @@
 //! [`Subscription::changed`].
 
 pub mod convert;
+pub mod intern;
 mod snapshot;
 pub mod watch;
 

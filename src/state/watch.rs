@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::{Cluster, Event, Kind, Object, convert};
+use super::{Cluster, Event, Kind, Object, convert, intern::PodInterner};
 use crate::api::{NodeClaim, NodeTemplate, Provisioner, labels::PROPORTIONAL_TARGET};
 
 /// What to watch beyond the fixed kinds.
@@ -37,7 +37,7 @@ pub struct WatchOptions {
 }
 
 /// Converts a watched object; `Ok(None)` means "not wanted in the index" (filtered out before caching).
-pub type Converter<K> = Box<dyn Fn(K) -> Result<Option<Object>, convert::Error> + Send>;
+pub type Converter<K> = Box<dyn FnMut(K) -> Result<Option<Object>, convert::Error> + Send>;
 
 /// Feeds one kind's watcher events into the index.
 pub struct Pump<K> {
@@ -166,8 +166,10 @@ pub fn node_converter() -> Converter<core::Node> {
     domain(convert::node, Object::Node)
 }
 
+/// Pods, with what replicas hold alike interned ([`PodInterner`]).
 pub fn pod_converter() -> Converter<core::Pod> {
-    domain(convert::pod, Object::Pod)
+    let mut interner = PodInterner::default();
+    Box::new(move |pod: core::Pod| Ok(Some(Object::Pod(Arc::new(interner.pod(convert::pod(&pod)?))))))
 }
 
 pub fn daemonset_converter() -> Converter<apps::DaemonSet> {

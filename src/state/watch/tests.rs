@@ -3,6 +3,7 @@ use k8s_openapi::api::core::v1 as core;
 use serde_json::json;
 
 use super::*;
+use crate::model::Shared;
 
 fn mk_node(name: &str, cpu: &str) -> core::Node {
     serde_json::from_value(json!({
@@ -21,6 +22,17 @@ fn mk_config_map(name: &str, annotated: bool) -> core::ConfigMap {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": "kube-system", "annotations": annotations},
         "data": {"linear": "{}"}
+    }))
+    .unwrap()
+}
+
+fn mk_pod(name: &str, app: &str) -> core::Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z",
+                     "labels": {"app": app}},
+        "spec": {"containers": [{"name": "c"}],
+                 "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]}
     }))
     .unwrap()
 }
@@ -45,6 +57,22 @@ fn events_reach_the_index_converted() {
     assert_eq!(snap.nodes["n2"].allocatable.cpu, 4000);
     pump.handle(watcher::Event::Delete(mk_node("n1", "2")));
     assert_eq!(cluster.snapshot().keys(Kind::Node), ["n2"]);
+}
+
+#[test]
+fn replicas_listed_by_the_pod_watch_share_equal_labels_and_tolerations() {
+    let cluster = Cluster::new();
+    let mut pump = Pump::new(cluster.clone(), Kind::Pod, pod_converter());
+    for (name, app) in [("web-0", "web"), ("web-1", "web"), ("db-0", "db")] {
+        pump.handle(watcher::Event::Apply(mk_pod(name, app)));
+    }
+    let snap = cluster.snapshot();
+    let (web0, web1, db0) =
+        (&snap.pods["default/web-0"], &snap.pods["default/web-1"], &snap.pods["default/db-0"]);
+    assert!(Shared::ptr_eq(&web0.labels, &web1.labels));
+    assert!(!Shared::ptr_eq(&web0.labels, &db0.labels));
+    assert_eq!(db0.labels.get("app").map(String::as_str), Some("db"));
+    assert!(Shared::ptr_eq(&web0.tolerations, &db0.tolerations));
 }
 
 #[test]
