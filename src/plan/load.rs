@@ -152,7 +152,7 @@ impl Loader {
     }
 
     fn add_manifest(&mut self, file: &str, manifest: Manifest) {
-        let c = &self.converters;
+        let c = &mut self.converters;
         let converted: Result<Option<Object>, ConvertError> = match manifest {
             Manifest::Node(o) => (c.node)(o),
             Manifest::Pod(o) if is_terminal(&o) => Ok(None),

@@ -1536,7 +1536,7 @@ fn spread_node_filter(pod: &Pod, s: &crate::model::TopologySpreadConstraint) -> 
         .then(|| classes::pod_alternatives(pod, &[]).unwrap_or_default())
         // No requirement at all admits every node: share the group with unfiltered terms.
         .filter(|alts| !alts.iter().any(Requirements::is_empty));
-    let tolerations = (s.node_taints_policy == InclusionPolicy::Honor).then(|| pod.tolerations.clone());
+    let tolerations = (s.node_taints_policy == InclusionPolicy::Honor).then(|| (*pod.tolerations).clone());
     NodeFilter { affinity, tolerations }
 }
 
