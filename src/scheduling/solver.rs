@@ -251,6 +251,23 @@ struct Class {
     invalid: Option<String>,
 }
 
+/// A node as topology sees it: a registered node's labels, or a planned node's requirements (a key is a
+/// domain once it has a single value).
+#[derive(Clone, Copy)]
+enum Where<'r> {
+    Labels(&'r Labels),
+    Planned(&'r Requirements),
+}
+
+impl<'r> Where<'r> {
+    fn domain(self, key: &str) -> Option<&'r str> {
+        match self {
+            Where::Labels(l) => label_value(l, key),
+            Where::Planned(r) => r.get(key).and_then(ValueSet::single),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Target {
     Node(usize),
@@ -577,18 +594,19 @@ impl<'a> State<'a> {
         &self,
         class: &Class,
         v: &Variant,
-        domain: &dyn Fn(&str) -> Option<String>,
+        at: Where<'_>,
     ) -> Result<(), String> {
+        let domain = |key: &str| at.domain(key);
         for s in &v.spreads {
             let key = &self.groups.list[s.group].key.topology_key;
-            if !s.allows(&self.groups, domain(key).as_deref()) {
+            if !s.allows(&self.groups, domain(key)) {
                 return Err(format!("topology spread on {key} (maxSkew {}) cannot be satisfied", s.max_skew));
             }
         }
         for &g in &v.affinity {
             let group = &self.groups.list[g];
             let ok = match domain(&group.key.topology_key) {
-                Some(d) if group.members_in(&d) > 0 => true,
+                Some(d) if group.members_in(d) > 0 => true,
                 _ => group.total() == 0 && class.member_of.contains(&g),
             };
             if !ok {
@@ -600,13 +618,13 @@ impl<'a> State<'a> {
         }
         for &g in &v.anti {
             let group = &self.groups.list[g];
-            if domain(&group.key.topology_key).is_some_and(|d| group.members_in(&d) > 0) {
+            if domain(&group.key.topology_key).is_some_and(|d| group.members_in(d) > 0) {
                 return Err(format!("required pod anti-affinity on {}", group.key.topology_key));
             }
         }
         for &g in &class.member_of {
             let group = &self.groups.list[g];
-            if group.has_owners() && domain(&group.key.topology_key).is_some_and(|d| group.owners_in(&d) > 0)
+            if group.has_owners() && domain(&group.key.topology_key).is_some_and(|d| group.owners_in(d) > 0)
             {
                 return Err(format!("anti-affinity of running pods on {}", group.key.topology_key));
             }
@@ -900,10 +918,8 @@ impl<'a> State<'a> {
         if k == 0 {
             return Attempt::Full;
         }
-        let labels = &node.labels;
-        let domain = |key: &str| label_value(labels, key).map(str::to_string);
         if v.constrained {
-            if self.topology_check(class, v, &domain).is_err() {
+            if self.topology_check(class, v, Where::Labels(&node.labels)).is_err() {
                 return Attempt::Blocked;
             }
             k = 1;
@@ -958,8 +974,7 @@ impl<'a> State<'a> {
             let narrowed = narrow(&claim.req, alt);
             for pins in self.pin_choices(v, &narrowed) {
                 let req = pin(&narrowed, &pins);
-                let domain = |key: &str| req.get(key).and_then(ValueSet::single).map(str::to_string);
-                if !v.pin_keys.is_empty() && self.topology_check(class, v, &domain).is_err() {
+                if !v.pin_keys.is_empty() && self.topology_check(class, v, Where::Planned(&req)).is_err() {
                     blocked = true;
                     continue;
                 }
@@ -1267,8 +1282,7 @@ impl<'a> State<'a> {
                 let narrowed = narrow(&base, alt);
                 for pins in self.pin_choices(v, &narrowed) {
                     let req = pin(&narrowed, &pins);
-                    let domain = |key: &str| req.get(key).and_then(ValueSet::single).map(str::to_string);
-                    if let Err(e) = self.topology_check(class, v, &domain) {
+                    if let Err(e) = self.topology_check(class, v, Where::Planned(&req)) {
                         failure.get_or_insert(PoolFailure::Topology(e));
                         continue;
                     }
