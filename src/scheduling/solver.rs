@@ -13,7 +13,7 @@
 
 use std::{
     borrow::Cow,
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
 };
 
@@ -303,6 +303,10 @@ enum PoolFailure {
     Limits(String),
 }
 
+/// `plan_claim`'s type scans for one class variant by (pool, alternative, pins): the types that fit, the
+/// chosen price and pods per node; `None` when no type fits.
+type ScanCache = HashMap<(usize, usize, Vec<(String, String)>), Option<(Vec<(usize, f64)>, f64, i64)>>;
+
 /// A new claim ready to open.
 #[derive(Clone)]
 struct ClaimPlan {
@@ -590,12 +594,7 @@ impl<'a> State<'a> {
 
     // === Topology ===
 
-    fn topology_check(
-        &self,
-        class: &Class,
-        v: &Variant,
-        at: Where<'_>,
-    ) -> Result<(), String> {
+    fn topology_check(&self, class: &Class, v: &Variant, at: Where<'_>) -> Result<(), String> {
         let domain = |key: &str| at.domain(key);
         for s in &v.spreads {
             let key = &self.groups.list[s.group].key.topology_key;
@@ -624,8 +623,7 @@ impl<'a> State<'a> {
         }
         for &g in &class.member_of {
             let group = &self.groups.list[g];
-            if group.has_owners() && domain(&group.key.topology_key).is_some_and(|d| group.owners_in(d) > 0)
-            {
+            if group.has_owners() && domain(&group.key.topology_key).is_some_and(|d| group.owners_in(d) > 0) {
                 return Err(format!("anti-affinity of running pods on {}", group.key.topology_key));
             }
         }
@@ -835,7 +833,8 @@ impl<'a> State<'a> {
     fn place_one_by_one(&mut self, class: &Class, v: &Variant, pods: &[usize]) -> usize {
         let mut node_candidates: Vec<usize> = self.node_order.clone();
         let mut claim_candidates = self.open_claim_list();
-        let first_plan = self.plan_claim(class, v, 1);
+        let mut scans = ScanCache::new();
+        let first_plan = self.plan_claim_cached(class, v, 1, Some(&mut scans));
         let rho = first_plan.as_ref().map_or(f64::INFINITY, |p| p.price_per_pod);
         // A fresh node looks the same to every pod of the class unless its placement depends on counts a
         // fresh node can change (affinity, or topology keys other than the hostname): reuse the plan.
@@ -863,7 +862,7 @@ impl<'a> State<'a> {
                 {
                     Ok(p)
                 }
-                _ => self.plan_claim(class, v, 1),
+                _ => self.plan_claim_cached(class, v, 1, Some(&mut scans)),
             };
             let Ok(plan) = plan else { break };
             claim_candidates.push(self.claims.len());
@@ -1255,6 +1254,17 @@ impl<'a> State<'a> {
     /// The cheapest way to open a claim for up to `n` pods of the class, from the heaviest pool tier that
     /// can host one; or why every pool fails.
     fn plan_claim(&self, class: &Class, v: &Variant, n: i64) -> Result<ClaimPlan, Vec<(usize, PoolFailure)>> {
+        self.plan_claim_cached(class, v, n, None)
+    }
+
+    /// [`Self::plan_claim`], reusing the type scans in `cache` (one class variant's, `n` fixed).
+    fn plan_claim_cached(
+        &self,
+        class: &Class,
+        v: &Variant,
+        n: i64,
+        mut cache: Option<&mut ScanCache>,
+    ) -> Result<ClaimPlan, Vec<(usize, PoolFailure)>> {
         let pod = &class.rep;
         let cap = if v.constrained { 1 } else { n };
         let mut failures = Vec::new();
@@ -1273,7 +1283,7 @@ impl<'a> State<'a> {
             let mut base = pool.base.clone();
             base.add(labels::HOSTNAME, ValueSet::one_of([hostname]));
             let mut failure = None;
-            for alt in &v.alternatives {
+            for (ai, alt) in v.alternatives.iter().enumerate() {
                 if let Some(key) = alt.conflict_with_node(&base) {
                     let want = alt.get(key).map(|s| s.to_string()).unwrap_or_default();
                     failure.get_or_insert(PoolFailure::Requirement(format!("{key} {want}")));
@@ -1285,6 +1295,29 @@ impl<'a> State<'a> {
                     if let Err(e) = self.topology_check(class, v, Where::Planned(&req)) {
                         failure.get_or_insert(PoolFailure::Topology(e));
                         continue;
+                    }
+                    // Limits change as claims open: only limitless pools' scans are reusable.
+                    let cache_key = (pi, ai, pins.clone());
+                    let cached = match cache.as_deref_mut() {
+                        Some(c) if pool.remaining.is_empty() => c.get(&cache_key).cloned(),
+                        _ => None,
+                    };
+                    if let Some(hit) = cached {
+                        let Some((types, price, k)) = hit else {
+                            failure.get_or_insert(PoolFailure::Resources(self.unfit_resources(pool, pod)));
+                            continue;
+                        };
+                        let plan = ClaimPlan {
+                            pool: pi,
+                            req: req.into_owned(),
+                            pods: k,
+                            types,
+                            price_per_pod: price / k as f64,
+                        };
+                        if best.as_ref().is_none_or(|b| plan.price_per_pod < b.price_per_pod - 1e-12) {
+                            best = Some(plan);
+                        }
+                        break;
                     }
                     let keys: Vec<&str> =
                         alt.iter().map(|(k, _)| k).chain(pins.iter().map(|(k, _)| k.as_str())).collect();
@@ -1311,6 +1344,11 @@ impl<'a> State<'a> {
                             .then_with(|| b.2.cmp(&a.2))
                             .then_with(|| pool.types[a.0].it.name.cmp(&pool.types[b.0].it.name))
                     }) else {
+                        if let Some(c) = cache.as_deref_mut()
+                            && pool.remaining.is_empty()
+                        {
+                            c.insert(cache_key, None);
+                        }
                         failure.get_or_insert(if over_limit.is_empty() {
                             PoolFailure::Resources(self.unfit_resources(pool, pod))
                         } else {
@@ -1321,6 +1359,11 @@ impl<'a> State<'a> {
                     let mut types: Vec<(usize, f64)> =
                         fits.iter().filter(|(_, _, kt)| *kt >= k).map(|&(t, p, _)| (t, p)).collect();
                     sort_types(&mut types, &pool.types);
+                    if let Some(c) = cache.as_deref_mut()
+                        && pool.remaining.is_empty()
+                    {
+                        c.insert(cache_key, Some((types.clone(), price, k)));
+                    }
                     let plan = ClaimPlan {
                         pool: pi,
                         req: req.into_owned(),
