@@ -25,7 +25,6 @@ use crate::{
 };
 
 use super::{
-    bound,
     classes::{self, VariantSpec, VolumeTopology},
     requirements::{Requirements, ValueSet, label_value},
     taints::{DisplayTaint, first_untolerated},
@@ -36,9 +35,6 @@ use super::{
 /// Launch options cover the cheapest this many types of a claim (Karpenter's AWS provider sends 60 to
 /// CreateFleet); `NewClaim::instance_types` keeps every type that fits.
 pub const MAX_LAUNCH_TYPES: usize = 60;
-
-/// Packing classes together tries this many of the most price-efficient types per node.
-const PACKING_SHORTLIST: usize = 24;
 
 /// A node pods can be placed on: registered, or launched and not yet registered (in flight).
 #[derive(Debug, Clone, PartialEq)]
@@ -952,6 +948,13 @@ impl<'a> State<'a> {
             return Attempt::Full;
         }
         let max = if v.constrained { 1 } else { max };
+        // A claim whose topology domains are already fixed is judged on them before any narrowing.
+        if !v.pin_keys.is_empty()
+            && v.pin_keys.iter().all(|k| claim.req.get(k).is_some_and(|s| s.single().is_some()))
+            && self.topology_check(class, v, Where::Planned(&claim.req)).is_err()
+        {
+            return Attempt::Blocked;
+        }
         // Cheap necessary condition before pins and topology: some type, at a price increase the pod would
         // accept, has room. Types come cheapest first and narrowing only raises prices, so stop early.
         let base_price = claim.types.first().map_or(0.0, |t| t.1);
@@ -1087,9 +1090,9 @@ impl<'a> State<'a> {
 
     /// Unconstrained classes that can share nodes (same tolerations and node requirements, no topology)
     /// are packed together before the class-by-class pass: each new node gets the mix of their remaining
-    /// pods and the instance type that cost least per unit of demand packed, demand being valued at the
-    /// LP bound's dual prices (so cpu-heavy and memory-heavy pods fill the same nodes instead of each
-    /// wasting the other resource). What this leaves (limits, no pool) goes through the usual pass.
+    /// pods and the instance type that cost least relative to what those pods would cost on nodes of
+    /// their own class (its best price per pod), so cpu-heavy and memory-heavy pods fill the same nodes
+    /// when that is cheaper. What this leaves (limits, no pool) goes through the usual pass.
     fn pack_together(&mut self, classes: &[Class], unplaced: &mut [Vec<usize>]) {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for (ci, class) in classes.iter().enumerate() {
@@ -1120,17 +1123,19 @@ impl<'a> State<'a> {
                 let placed = self.fill_nodes(&classes[ci], &classes[ci].variants[0], &unplaced[ci]);
                 unplaced[ci].drain(..placed);
             }
-            // Classes of the group that would open nodes of the same pool with the same requirements.
-            let mut shared: Vec<(ClaimPlan, Vec<usize>)> = Vec::new();
+            // Classes of the group that would open nodes of the same pool with the same requirements,
+            // with their best price per pod on nodes of their own.
+            let mut shared: Vec<(ClaimPlan, Vec<(usize, f64)>)> = Vec::new();
             for &ci in &group {
                 let n = unplaced[ci].len() as i64;
                 if n == 0 {
                     continue;
                 }
                 let Ok(plan) = self.plan_claim(&classes[ci], &classes[ci].variants[0], n) else { continue };
+                let own = plan.price_per_pod;
                 match shared.iter_mut().find(|(p, _)| p.pool == plan.pool && p.req == plan.req) {
-                    Some((_, members)) => members.push(ci),
-                    None => shared.push((plan, vec![ci])),
+                    Some((_, members)) => members.push((ci, own)),
+                    None => shared.push((plan, vec![(ci, own)])),
                 }
             }
             for (plan, members) in shared.into_iter().filter(|(_, m)| m.len() > 1) {
@@ -1139,17 +1144,18 @@ impl<'a> State<'a> {
         }
     }
 
+    /// Opens nodes for `members` (class, price per pod on its own nodes) until they are all placed.
     fn pack_members(
         &mut self,
         classes: &[Class],
-        members: &[usize],
+        members: &[(usize, f64)],
         pi: usize,
         req: &Requirements,
         unplaced: &mut [Vec<usize>],
     ) {
         let variant = |ci: usize| &classes[ci].variants[0];
         let pool = &self.pools[pi];
-        let keys: Vec<&str> = variant(members[0]).alternatives[0].iter().map(|(k, _)| k).collect();
+        let keys: Vec<&str> = variant(members[0].0).alternatives[0].iter().map(|(k, _)| k).collect();
         // Every type of the pool the members may use, cheapest first.
         let mut types: Vec<(usize, f64)> = pool
             .types
@@ -1159,51 +1165,41 @@ impl<'a> State<'a> {
             .filter_map(|(t, tc)| offering_price(&tc.it, req).map(|p| (t, p)))
             .collect();
         sort_types(&mut types, &pool.types);
-        let mut demand = Resources::default();
-        for &ci in members {
-            add_scaled(&mut demand, &classes[ci].rep.requests, unplaced[ci].len() as i64);
-        }
-        let candidates: Vec<bound::Candidate> = types
+        // Only types no other type beats on price and every resource can be the best node.
+        let candidates: Vec<usize> = types
             .iter()
-            .map(|&(t, price)| bound::Candidate {
-                name: pool.types[t].it.name.clone(),
-                allocatable: pool.types[t].room.clone(),
-                price,
+            .filter(|&&(t, price)| {
+                let room = &pool.types[t].room;
+                !types.iter().any(|&(u, other)| {
+                    let r = &pool.types[u].room;
+                    u != t && other <= price && room.fits_in(r) && (other < price || r != room)
+                })
             })
+            .map(|&(t, _)| t)
             .collect();
-        let Ok(prices) = bound::dual_prices(&demand, &candidates) else { return };
-        let worth = |r: &Resources| prices.iter().map(|(k, y)| r.get(k) as f64 * y).sum::<f64>();
-        // Types whose allocatable is worth the most per $ can be packed closest to the bound.
-        let mut shortlist = types.clone();
-        shortlist.sort_by(|a, b| {
-            let eff = |&(t, price): &(usize, f64)| worth(&pool.types[t].room) / price.max(f64::MIN_POSITIVE);
-            eff(b).total_cmp(&eff(a)).then_with(|| pool.types[a.0].it.name.cmp(&pool.types[b.0].it.name))
-        });
-        shortlist.truncate(PACKING_SHORTLIST);
-        // Biggest pods first within a node (first-fit-decreasing by worth).
-        let mut order: Vec<(usize, f64)> =
-            members.iter().map(|&ci| (ci, worth(&classes[ci].rep.requests))).collect();
+        // Biggest pods first within a node (first-fit-decreasing by their own cost).
+        let mut order = members.to_vec();
         order.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         loop {
             let pool = &self.pools[pi];
-            // The packing (class, pods) whose nodes cost least per unit of worth, priced at the cheapest
-            // type that holds it.
+            // The packing (class, pods) whose node, priced at the cheapest type that holds it, costs least
+            // relative to the same pods on nodes of their own.
             let mut best: Option<(f64, Vec<(usize, i64)>, Resources)> = None;
-            for &(t, _) in &shortlist {
+            for &t in &candidates {
                 let room = &pool.types[t].room;
                 let mut used = Resources::default();
                 let mut packing = Vec::new();
                 let mut value = 0.0;
-                for &(ci, w) in &order {
+                for &(ci, own) in &order {
                     let each = &classes[ci].rep.requests;
                     let k = fit_count(room, &used, each).min(unplaced[ci].len() as i64);
                     if k > 0 {
                         add_scaled(&mut used, each, k);
                         packing.push((ci, k));
-                        value += w * k as f64;
+                        value += own * k as f64;
                     }
                 }
-                if value <= 0.0 {
+                if packing.is_empty() {
                     continue;
                 }
                 let Some(price) = types
@@ -1213,7 +1209,7 @@ impl<'a> State<'a> {
                 else {
                     continue;
                 };
-                let score = price / value;
+                let score = price / value.max(f64::MIN_POSITIVE);
                 if best.as_ref().is_none_or(|b| score < b.0 - 1e-12) {
                     best = Some((score, packing, used));
                 }
