@@ -1034,7 +1034,7 @@ impl<'a> State<'a> {
         let pool_idx = self.claims[c].pool;
         let pool = &self.pools[pool_idx];
         let charge = max_charge(pool, &types);
-        let hull = types.iter().fold(Resources::default(), |h, &(t, _)| h.max_each(&pool.types[t].room));
+        let hull = hull_of(pool, &types);
         let claim = &mut self.claims[c];
         for (key, old) in &claim.charge {
             *self.pools[pool_idx].remaining.get_mut(key).expect("charge keys are limit keys") +=
@@ -1096,7 +1096,7 @@ impl<'a> State<'a> {
     fn pack_together(&mut self, classes: &[Class], unplaced: &mut [Vec<usize>]) {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for (ci, class) in classes.iter().enumerate() {
-            let Some(v) = class.variants.first() else { continue };
+            let Some(v) = packing_variant(class) else { continue };
             if class.invalid.is_some()
                 || v.constrained
                 || v.alternatives.len() != 1
@@ -1107,7 +1107,7 @@ impl<'a> State<'a> {
             }
             let same = |g: &&mut Vec<usize>| {
                 let other = &classes[g[0]];
-                let w = &other.variants[0];
+                let w = packing_variant(other).expect("grouped classes have one");
                 other.rep.tolerations == class.rep.tolerations
                     && other.rep.priority == class.rep.priority
                     && w.alternatives == v.alternatives
@@ -1120,7 +1120,8 @@ impl<'a> State<'a> {
         }
         for group in groups.into_iter().filter(|g| g.len() > 1) {
             for &ci in &group {
-                let placed = self.fill_nodes(&classes[ci], &classes[ci].variants[0], &unplaced[ci]);
+                let v = packing_variant(&classes[ci]).expect("grouped classes have one");
+                let placed = self.fill_nodes(&classes[ci], v, &unplaced[ci]);
                 unplaced[ci].drain(..placed);
             }
             // Classes of the group that would open nodes of the same pool with the same requirements,
@@ -1131,7 +1132,8 @@ impl<'a> State<'a> {
                 if n == 0 {
                     continue;
                 }
-                let Ok(plan) = self.plan_claim(&classes[ci], &classes[ci].variants[0], n) else { continue };
+                let v = packing_variant(&classes[ci]).expect("grouped classes have one");
+                let Ok(plan) = self.plan_claim(&classes[ci], v, n) else { continue };
                 let own = plan.price_per_pod;
                 match shared.iter_mut().find(|(p, _)| p.pool == plan.pool && p.req == plan.req) {
                     Some((_, members)) => members.push((ci, own)),
@@ -1153,7 +1155,7 @@ impl<'a> State<'a> {
         req: &Requirements,
         unplaced: &mut [Vec<usize>],
     ) {
-        let variant = |ci: usize| &classes[ci].variants[0];
+        let variant = |ci: usize| packing_variant(&classes[ci]).expect("members have one");
         let pool = &self.pools[pi];
         let keys: Vec<&str> = variant(members[0].0).alternatives[0].iter().map(|(k, _)| k).collect();
         // Every type of the pool the members may use, cheapest first.
@@ -1513,6 +1515,28 @@ impl<'a> State<'a> {
         debug_assert_eq!(classes.iter().map(|c| c.pods.len()).sum::<usize>(), input.pending.len());
         out
     }
+}
+
+/// The variant a class is packed with: its strictest one that any node could satisfy (a preference no
+/// node satisfies leaves no alternatives and is relaxed straight away, as `place_class` does).
+fn packing_variant(class: &Class) -> Option<&Variant> {
+    class.variants.iter().find(|v| !v.alternatives.is_empty())
+}
+
+/// Element-wise maximum room over `types` (field by field: it runs on every placement).
+fn hull_of(pool: &PoolCtx<'_>, types: &[(usize, f64)]) -> Resources {
+    let mut hull = Resources::default();
+    for &(t, _) in types {
+        let room = &pool.types[t].room;
+        hull.cpu = hull.cpu.max(room.cpu);
+        hull.memory = hull.memory.max(room.memory);
+        hull.ephemeral_storage = hull.ephemeral_storage.max(room.ephemeral_storage);
+        hull.pods = hull.pods.max(room.pods);
+        if !room.extended.is_empty() {
+            hull = hull.max_each(room);
+        }
+    }
+    hull
 }
 
 /// Element-wise minimum of the pods' requests (extended resources count as 0: not every pod needs one).
