@@ -1096,7 +1096,7 @@ impl<'a> State<'a> {
     fn pack_together(&mut self, classes: &[Class], unplaced: &mut [Vec<usize>]) {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for (ci, class) in classes.iter().enumerate() {
-            let Some(v) = packing_variant(class) else { continue };
+            let Some(v) = packing_variant(class, &self.pools, &self.input.existing) else { continue };
             if class.invalid.is_some()
                 || v.constrained
                 || v.alternatives.len() != 1
@@ -1107,7 +1107,7 @@ impl<'a> State<'a> {
             }
             let same = |g: &&mut Vec<usize>| {
                 let other = &classes[g[0]];
-                let w = packing_variant(other).expect("grouped classes have one");
+                let w = packing_variant(other, &self.pools, &self.input.existing).expect("grouped");
                 other.rep.tolerations == class.rep.tolerations
                     && other.rep.priority == class.rep.priority
                     && w.alternatives == v.alternatives
@@ -1120,7 +1120,7 @@ impl<'a> State<'a> {
         }
         for group in groups.into_iter().filter(|g| g.len() > 1) {
             for &ci in &group {
-                let v = packing_variant(&classes[ci]).expect("grouped classes have one");
+                let v = packing_variant(&classes[ci], &self.pools, &self.input.existing).expect("grouped");
                 let placed = self.fill_nodes(&classes[ci], v, &unplaced[ci]);
                 unplaced[ci].drain(..placed);
             }
@@ -1132,7 +1132,7 @@ impl<'a> State<'a> {
                 if n == 0 {
                     continue;
                 }
-                let v = packing_variant(&classes[ci]).expect("grouped classes have one");
+                let v = packing_variant(&classes[ci], &self.pools, &self.input.existing).expect("grouped");
                 let Ok(plan) = self.plan_claim(&classes[ci], v, n) else { continue };
                 let own = plan.price_per_pod;
                 match shared.iter_mut().find(|(p, _)| p.pool == plan.pool && p.req == plan.req) {
@@ -1155,7 +1155,13 @@ impl<'a> State<'a> {
         req: &Requirements,
         unplaced: &mut [Vec<usize>],
     ) {
-        let variant = |ci: usize| packing_variant(&classes[ci]).expect("members have one");
+        let chosen: Vec<(usize, &Variant)> = members
+            .iter()
+            .map(|&(ci, _)| {
+                (ci, packing_variant(&classes[ci], &self.pools, &self.input.existing).expect("grouped"))
+            })
+            .collect();
+        let variant = |ci: usize| chosen.iter().find(|(c, _)| *c == ci).expect("a member").1;
         let pool = &self.pools[pi];
         let keys: Vec<&str> = variant(members[0].0).alternatives[0].iter().map(|(k, _)| k).collect();
         // Every type of the pool the members may use, cheapest first.
@@ -1517,10 +1523,19 @@ impl<'a> State<'a> {
     }
 }
 
-/// The variant a class is packed with: its strictest one that any node could satisfy (a preference no
-/// node satisfies leaves no alternatives and is relaxed straight away, as `place_class` does).
-fn packing_variant(class: &Class) -> Option<&Variant> {
-    class.variants.iter().find(|v| !v.alternatives.is_empty())
+/// The variant a class is packed with: its strictest one that some existing node or pool could satisfy
+/// (`place_class` would relax the stricter ones at once: nothing can host them).
+fn packing_variant<'c>(
+    class: &'c Class,
+    pools: &[PoolCtx<'_>],
+    existing: &[ExistingNode],
+) -> Option<&'c Variant> {
+    class.variants.iter().find(|v| {
+        v.alternatives.iter().any(|a| {
+            pools.iter().any(|p| a.conflict_with_node(&p.base).is_none())
+                || existing.iter().any(|n| a.matches(&n.labels))
+        })
+    })
 }
 
 /// Element-wise maximum room over `types` (field by field: it runs on every placement).
