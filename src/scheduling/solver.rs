@@ -988,7 +988,9 @@ impl<'a> State<'a> {
                 let mut fits: Vec<(usize, f64, i64)> = Vec::new();
                 for &(t, price) in &claim.types {
                     let tc = &pool.types[t];
-                    if !pool.type_matches(tc, &req, keys.iter().copied()) {
+                    // A type without room for one more pod can never stay among the claim's types.
+                    let k = fit_count(&tc.room, &claim.used, &pod.requests).min(max);
+                    if k == 0 || !pool.type_matches(tc, &req, keys.iter().copied()) {
                         continue;
                     }
                     let price = if reprice {
@@ -999,7 +1001,6 @@ impl<'a> State<'a> {
                     } else {
                         price
                     };
-                    let k = fit_count(&tc.room, &claim.used, &pod.requests).min(max);
                     fits.push((t, price, k));
                 }
                 // The most pods whose price increase per pod is no worse than a fresh node's.
