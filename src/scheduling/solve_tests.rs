@@ -875,6 +875,26 @@ fn price_per_packed_pod_beats_first_fit() {
 }
 
 #[test]
+fn cpu_heavy_and_memory_heavy_classes_share_nodes_when_cheaper() {
+    // Own nodes: cpu-heavy A (3 cpu, 1 GiB) one per c.x = 0.40 a pod; memory-heavy B (0.5 cpu, 7 GiB) two
+    // per r.x = 0.20 a pod (on-demand prices; spot is 40 % of them). One m.x holds 1 A + 2 B (4 cpu,
+    // 15 GiB) for 0.50 instead of 0.80; the last A goes on a c.x: 0.90 in all, against 1.20 apart.
+    let types = vec![
+        instance_type("c.x", 4000, 4, 0.40),
+        instance_type("r.x", 1000, 16, 0.40),
+        instance_type("m.x", 4000, 16, 0.50),
+    ];
+    let mut pending = replicas("a", 2, 3000, |p| p.requests = Resources::new(3000, GI).with("pods", 1));
+    pending.extend(replicas("b", 2, 500, |p| p.requests = Resources::new(500, 7 * GI).with("pods", 1)));
+    let r = solve(&input(vec![pool("default", types)], pending));
+    assert!(r.unschedulable.is_empty(), "{:?}", r.unschedulable);
+    assert!((total_price(&r) - 0.90 * 0.4).abs() < 1e-9, "{}", total_price(&r));
+    let mixed = r.new_claims.iter().find(|c| c.instance_types[0].name == "m.x").expect("an m.x node");
+    assert_eq!(mixed.pods.len(), 3);
+    assert!(mixed.pods.iter().any(|p| p.contains("/a-")) && mixed.pods.iter().any(|p| p.contains("/b-")));
+}
+
+#[test]
 fn twenty_thousand_replicas_cost_about_one_class() {
     let pending = replicas("web", 20_000, 250, |p| {
         p.owner = Some(crate::model::OwnerRef {

@@ -13,7 +13,7 @@
 
 use std::{
     borrow::Cow,
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
 };
 
@@ -25,7 +25,6 @@ use crate::{
 };
 
 use super::{
-    bound,
     classes::{self, VariantSpec, VolumeTopology},
     requirements::{Requirements, ValueSet, label_value},
     taints::{DisplayTaint, first_untolerated},
@@ -36,9 +35,6 @@ use super::{
 /// Launch options cover the cheapest this many types of a claim (Karpenter's AWS provider sends 60 to
 /// CreateFleet); `NewClaim::instance_types` keeps every type that fits.
 pub const MAX_LAUNCH_TYPES: usize = 60;
-
-/// Packing classes together tries this many of the most price-efficient types per node.
-const PACKING_SHORTLIST: usize = 24;
 
 /// A node pods can be placed on: registered, or launched and not yet registered (in flight).
 #[derive(Debug, Clone, PartialEq)]
@@ -251,6 +247,23 @@ struct Class {
     invalid: Option<String>,
 }
 
+/// A node as topology sees it: a registered node's labels, or a planned node's requirements (a key is a
+/// domain once it has a single value).
+#[derive(Clone, Copy)]
+enum Where<'r> {
+    Labels(&'r Labels),
+    Planned(&'r Requirements),
+}
+
+impl<'r> Where<'r> {
+    fn domain(self, key: &str) -> Option<&'r str> {
+        match self {
+            Where::Labels(l) => label_value(l, key),
+            Where::Planned(r) => r.get(key).and_then(ValueSet::single),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Target {
     Node(usize),
@@ -285,6 +298,10 @@ enum PoolFailure {
     Resources(String),
     Limits(String),
 }
+
+/// `plan_claim`'s type scans for one class variant by (pool, alternative, pins): the types that fit, the
+/// chosen price and pods per node; `None` when no type fits.
+type ScanCache = HashMap<(usize, usize, Vec<(String, String)>), Option<(Vec<(usize, f64)>, f64, i64)>>;
 
 /// A new claim ready to open.
 #[derive(Clone)]
@@ -573,22 +590,18 @@ impl<'a> State<'a> {
 
     // === Topology ===
 
-    fn topology_check(
-        &self,
-        class: &Class,
-        v: &Variant,
-        domain: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(), String> {
+    fn topology_check(&self, class: &Class, v: &Variant, at: Where<'_>) -> Result<(), String> {
+        let domain = |key: &str| at.domain(key);
         for s in &v.spreads {
             let key = &self.groups.list[s.group].key.topology_key;
-            if !s.allows(&self.groups, domain(key).as_deref()) {
+            if !s.allows(&self.groups, domain(key)) {
                 return Err(format!("topology spread on {key} (maxSkew {}) cannot be satisfied", s.max_skew));
             }
         }
         for &g in &v.affinity {
             let group = &self.groups.list[g];
             let ok = match domain(&group.key.topology_key) {
-                Some(d) if group.members_in(&d) > 0 => true,
+                Some(d) if group.members_in(d) > 0 => true,
                 _ => group.total() == 0 && class.member_of.contains(&g),
             };
             if !ok {
@@ -600,14 +613,13 @@ impl<'a> State<'a> {
         }
         for &g in &v.anti {
             let group = &self.groups.list[g];
-            if domain(&group.key.topology_key).is_some_and(|d| group.members_in(&d) > 0) {
+            if domain(&group.key.topology_key).is_some_and(|d| group.members_in(d) > 0) {
                 return Err(format!("required pod anti-affinity on {}", group.key.topology_key));
             }
         }
         for &g in &class.member_of {
             let group = &self.groups.list[g];
-            if group.has_owners() && domain(&group.key.topology_key).is_some_and(|d| group.owners_in(&d) > 0)
-            {
+            if group.has_owners() && domain(&group.key.topology_key).is_some_and(|d| group.owners_in(d) > 0) {
                 return Err(format!("anti-affinity of running pods on {}", group.key.topology_key));
             }
         }
@@ -817,7 +829,8 @@ impl<'a> State<'a> {
     fn place_one_by_one(&mut self, class: &Class, v: &Variant, pods: &[usize]) -> usize {
         let mut node_candidates: Vec<usize> = self.node_order.clone();
         let mut claim_candidates = self.open_claim_list();
-        let first_plan = self.plan_claim(class, v, 1);
+        let mut scans = ScanCache::new();
+        let first_plan = self.plan_claim_cached(class, v, 1, Some(&mut scans));
         let rho = first_plan.as_ref().map_or(f64::INFINITY, |p| p.price_per_pod);
         // A fresh node looks the same to every pod of the class unless its placement depends on counts a
         // fresh node can change (affinity, or topology keys other than the hostname): reuse the plan.
@@ -845,7 +858,7 @@ impl<'a> State<'a> {
                 {
                     Ok(p)
                 }
-                _ => self.plan_claim(class, v, 1),
+                _ => self.plan_claim_cached(class, v, 1, Some(&mut scans)),
             };
             let Ok(plan) = plan else { break };
             claim_candidates.push(self.claims.len());
@@ -900,10 +913,8 @@ impl<'a> State<'a> {
         if k == 0 {
             return Attempt::Full;
         }
-        let labels = &node.labels;
-        let domain = |key: &str| label_value(labels, key).map(str::to_string);
         if v.constrained {
-            if self.topology_check(class, v, &domain).is_err() {
+            if self.topology_check(class, v, Where::Labels(&node.labels)).is_err() {
                 return Attempt::Blocked;
             }
             k = 1;
@@ -937,6 +948,13 @@ impl<'a> State<'a> {
             return Attempt::Full;
         }
         let max = if v.constrained { 1 } else { max };
+        // A claim whose topology domains are already fixed is judged on them before any narrowing.
+        if !v.pin_keys.is_empty()
+            && v.pin_keys.iter().all(|k| claim.req.get(k).is_some_and(|s| s.single().is_some()))
+            && self.topology_check(class, v, Where::Planned(&claim.req)).is_err()
+        {
+            return Attempt::Blocked;
+        }
         // Cheap necessary condition before pins and topology: some type, at a price increase the pod would
         // accept, has room. Types come cheapest first and narrowing only raises prices, so stop early.
         let base_price = claim.types.first().map_or(0.0, |t| t.1);
@@ -958,8 +976,7 @@ impl<'a> State<'a> {
             let narrowed = narrow(&claim.req, alt);
             for pins in self.pin_choices(v, &narrowed) {
                 let req = pin(&narrowed, &pins);
-                let domain = |key: &str| req.get(key).and_then(ValueSet::single).map(str::to_string);
-                if !v.pin_keys.is_empty() && self.topology_check(class, v, &domain).is_err() {
+                if !v.pin_keys.is_empty() && self.topology_check(class, v, Where::Planned(&req)).is_err() {
                     blocked = true;
                     continue;
                 }
@@ -971,7 +988,9 @@ impl<'a> State<'a> {
                 let mut fits: Vec<(usize, f64, i64)> = Vec::new();
                 for &(t, price) in &claim.types {
                     let tc = &pool.types[t];
-                    if !pool.type_matches(tc, &req, keys.iter().copied()) {
+                    // A type without room for one more pod can never stay among the claim's types.
+                    let k = fit_count(&tc.room, &claim.used, &pod.requests).min(max);
+                    if k == 0 || !pool.type_matches(tc, &req, keys.iter().copied()) {
                         continue;
                     }
                     let price = if reprice {
@@ -982,7 +1001,6 @@ impl<'a> State<'a> {
                     } else {
                         price
                     };
-                    let k = fit_count(&tc.room, &claim.used, &pod.requests).min(max);
                     fits.push((t, price, k));
                 }
                 // The most pods whose price increase per pod is no worse than a fresh node's.
@@ -1017,7 +1035,7 @@ impl<'a> State<'a> {
         let pool_idx = self.claims[c].pool;
         let pool = &self.pools[pool_idx];
         let charge = max_charge(pool, &types);
-        let hull = types.iter().fold(Resources::default(), |h, &(t, _)| h.max_each(&pool.types[t].room));
+        let hull = hull_of(pool, &types);
         let claim = &mut self.claims[c];
         for (key, old) in &claim.charge {
             *self.pools[pool_idx].remaining.get_mut(key).expect("charge keys are limit keys") +=
@@ -1073,13 +1091,13 @@ impl<'a> State<'a> {
 
     /// Unconstrained classes that can share nodes (same tolerations and node requirements, no topology)
     /// are packed together before the class-by-class pass: each new node gets the mix of their remaining
-    /// pods and the instance type that cost least per unit of demand packed, demand being valued at the
-    /// LP bound's dual prices (so cpu-heavy and memory-heavy pods fill the same nodes instead of each
-    /// wasting the other resource). What this leaves (limits, no pool) goes through the usual pass.
+    /// pods and the instance type that cost least relative to what those pods would cost on nodes of
+    /// their own class (its best price per pod), so cpu-heavy and memory-heavy pods fill the same nodes
+    /// when that is cheaper. What this leaves (limits, no pool) goes through the usual pass.
     fn pack_together(&mut self, classes: &[Class], unplaced: &mut [Vec<usize>]) {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for (ci, class) in classes.iter().enumerate() {
-            let Some(v) = class.variants.first() else { continue };
+            let Some(v) = packing_variant(class, &self.pools, &self.input.existing) else { continue };
             if class.invalid.is_some()
                 || v.constrained
                 || v.alternatives.len() != 1
@@ -1090,7 +1108,7 @@ impl<'a> State<'a> {
             }
             let same = |g: &&mut Vec<usize>| {
                 let other = &classes[g[0]];
-                let w = &other.variants[0];
+                let w = packing_variant(other, &self.pools, &self.input.existing).expect("grouped");
                 other.rep.tolerations == class.rep.tolerations
                     && other.rep.priority == class.rep.priority
                     && w.alternatives == v.alternatives
@@ -1103,20 +1121,24 @@ impl<'a> State<'a> {
         }
         for group in groups.into_iter().filter(|g| g.len() > 1) {
             for &ci in &group {
-                let placed = self.fill_nodes(&classes[ci], &classes[ci].variants[0], &unplaced[ci]);
+                let v = packing_variant(&classes[ci], &self.pools, &self.input.existing).expect("grouped");
+                let placed = self.fill_nodes(&classes[ci], v, &unplaced[ci]);
                 unplaced[ci].drain(..placed);
             }
-            // Classes of the group that would open nodes of the same pool with the same requirements.
-            let mut shared: Vec<(ClaimPlan, Vec<usize>)> = Vec::new();
+            // Classes of the group that would open nodes of the same pool with the same requirements,
+            // with their best price per pod on nodes of their own.
+            let mut shared: Vec<(ClaimPlan, Vec<(usize, f64)>)> = Vec::new();
             for &ci in &group {
                 let n = unplaced[ci].len() as i64;
                 if n == 0 {
                     continue;
                 }
-                let Ok(plan) = self.plan_claim(&classes[ci], &classes[ci].variants[0], n) else { continue };
+                let v = packing_variant(&classes[ci], &self.pools, &self.input.existing).expect("grouped");
+                let Ok(plan) = self.plan_claim(&classes[ci], v, n) else { continue };
+                let own = plan.price_per_pod;
                 match shared.iter_mut().find(|(p, _)| p.pool == plan.pool && p.req == plan.req) {
-                    Some((_, members)) => members.push(ci),
-                    None => shared.push((plan, vec![ci])),
+                    Some((_, members)) => members.push((ci, own)),
+                    None => shared.push((plan, vec![(ci, own)])),
                 }
             }
             for (plan, members) in shared.into_iter().filter(|(_, m)| m.len() > 1) {
@@ -1125,17 +1147,24 @@ impl<'a> State<'a> {
         }
     }
 
+    /// Opens nodes for `members` (class, price per pod on its own nodes) until they are all placed.
     fn pack_members(
         &mut self,
         classes: &[Class],
-        members: &[usize],
+        members: &[(usize, f64)],
         pi: usize,
         req: &Requirements,
         unplaced: &mut [Vec<usize>],
     ) {
-        let variant = |ci: usize| &classes[ci].variants[0];
+        let chosen: Vec<(usize, &Variant)> = members
+            .iter()
+            .map(|&(ci, _)| {
+                (ci, packing_variant(&classes[ci], &self.pools, &self.input.existing).expect("grouped"))
+            })
+            .collect();
+        let variant = |ci: usize| chosen.iter().find(|(c, _)| *c == ci).expect("a member").1;
         let pool = &self.pools[pi];
-        let keys: Vec<&str> = variant(members[0]).alternatives[0].iter().map(|(k, _)| k).collect();
+        let keys: Vec<&str> = variant(members[0].0).alternatives[0].iter().map(|(k, _)| k).collect();
         // Every type of the pool the members may use, cheapest first.
         let mut types: Vec<(usize, f64)> = pool
             .types
@@ -1145,51 +1174,41 @@ impl<'a> State<'a> {
             .filter_map(|(t, tc)| offering_price(&tc.it, req).map(|p| (t, p)))
             .collect();
         sort_types(&mut types, &pool.types);
-        let mut demand = Resources::default();
-        for &ci in members {
-            add_scaled(&mut demand, &classes[ci].rep.requests, unplaced[ci].len() as i64);
-        }
-        let candidates: Vec<bound::Candidate> = types
+        // Only types no other type beats on price and every resource can be the best node.
+        let candidates: Vec<usize> = types
             .iter()
-            .map(|&(t, price)| bound::Candidate {
-                name: pool.types[t].it.name.clone(),
-                allocatable: pool.types[t].room.clone(),
-                price,
+            .filter(|&&(t, price)| {
+                let room = &pool.types[t].room;
+                !types.iter().any(|&(u, other)| {
+                    let r = &pool.types[u].room;
+                    u != t && other <= price && room.fits_in(r) && (other < price || r != room)
+                })
             })
+            .map(|&(t, _)| t)
             .collect();
-        let Ok(prices) = bound::dual_prices(&demand, &candidates) else { return };
-        let worth = |r: &Resources| prices.iter().map(|(k, y)| r.get(k) as f64 * y).sum::<f64>();
-        // Types whose allocatable is worth the most per $ can be packed closest to the bound.
-        let mut shortlist = types.clone();
-        shortlist.sort_by(|a, b| {
-            let eff = |&(t, price): &(usize, f64)| worth(&pool.types[t].room) / price.max(f64::MIN_POSITIVE);
-            eff(b).total_cmp(&eff(a)).then_with(|| pool.types[a.0].it.name.cmp(&pool.types[b.0].it.name))
-        });
-        shortlist.truncate(PACKING_SHORTLIST);
-        // Biggest pods first within a node (first-fit-decreasing by worth).
-        let mut order: Vec<(usize, f64)> =
-            members.iter().map(|&ci| (ci, worth(&classes[ci].rep.requests))).collect();
+        // Biggest pods first within a node (first-fit-decreasing by their own cost).
+        let mut order = members.to_vec();
         order.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         loop {
             let pool = &self.pools[pi];
-            // The packing (class, pods) whose nodes cost least per unit of worth, priced at the cheapest
-            // type that holds it.
+            // The packing (class, pods) whose node, priced at the cheapest type that holds it, costs least
+            // relative to the same pods on nodes of their own.
             let mut best: Option<(f64, Vec<(usize, i64)>, Resources)> = None;
-            for &(t, _) in &shortlist {
+            for &t in &candidates {
                 let room = &pool.types[t].room;
                 let mut used = Resources::default();
                 let mut packing = Vec::new();
                 let mut value = 0.0;
-                for &(ci, w) in &order {
+                for &(ci, own) in &order {
                     let each = &classes[ci].rep.requests;
                     let k = fit_count(room, &used, each).min(unplaced[ci].len() as i64);
                     if k > 0 {
                         add_scaled(&mut used, each, k);
                         packing.push((ci, k));
-                        value += w * k as f64;
+                        value += own * k as f64;
                     }
                 }
-                if value <= 0.0 {
+                if packing.is_empty() {
                     continue;
                 }
                 let Some(price) = types
@@ -1199,7 +1218,7 @@ impl<'a> State<'a> {
                 else {
                     continue;
                 };
-                let score = price / value;
+                let score = price / value.max(f64::MIN_POSITIVE);
                 if best.as_ref().is_none_or(|b| score < b.0 - 1e-12) {
                     best = Some((score, packing, used));
                 }
@@ -1240,6 +1259,17 @@ impl<'a> State<'a> {
     /// The cheapest way to open a claim for up to `n` pods of the class, from the heaviest pool tier that
     /// can host one; or why every pool fails.
     fn plan_claim(&self, class: &Class, v: &Variant, n: i64) -> Result<ClaimPlan, Vec<(usize, PoolFailure)>> {
+        self.plan_claim_cached(class, v, n, None)
+    }
+
+    /// [`Self::plan_claim`], reusing the type scans in `cache` (one class variant's, `n` fixed).
+    fn plan_claim_cached(
+        &self,
+        class: &Class,
+        v: &Variant,
+        n: i64,
+        mut cache: Option<&mut ScanCache>,
+    ) -> Result<ClaimPlan, Vec<(usize, PoolFailure)>> {
         let pod = &class.rep;
         let cap = if v.constrained { 1 } else { n };
         let mut failures = Vec::new();
@@ -1258,7 +1288,7 @@ impl<'a> State<'a> {
             let mut base = pool.base.clone();
             base.add(labels::HOSTNAME, ValueSet::one_of([hostname]));
             let mut failure = None;
-            for alt in &v.alternatives {
+            for (ai, alt) in v.alternatives.iter().enumerate() {
                 if let Some(key) = alt.conflict_with_node(&base) {
                     let want = alt.get(key).map(|s| s.to_string()).unwrap_or_default();
                     failure.get_or_insert(PoolFailure::Requirement(format!("{key} {want}")));
@@ -1267,10 +1297,32 @@ impl<'a> State<'a> {
                 let narrowed = narrow(&base, alt);
                 for pins in self.pin_choices(v, &narrowed) {
                     let req = pin(&narrowed, &pins);
-                    let domain = |key: &str| req.get(key).and_then(ValueSet::single).map(str::to_string);
-                    if let Err(e) = self.topology_check(class, v, &domain) {
+                    if let Err(e) = self.topology_check(class, v, Where::Planned(&req)) {
                         failure.get_or_insert(PoolFailure::Topology(e));
                         continue;
+                    }
+                    // Limits change as claims open: only limitless pools' scans are reusable.
+                    let cache_key = (pi, ai, pins.clone());
+                    let cached = match cache.as_deref_mut() {
+                        Some(c) if pool.remaining.is_empty() => c.get(&cache_key).cloned(),
+                        _ => None,
+                    };
+                    if let Some(hit) = cached {
+                        let Some((types, price, k)) = hit else {
+                            failure.get_or_insert(PoolFailure::Resources(self.unfit_resources(pool, pod)));
+                            continue;
+                        };
+                        let plan = ClaimPlan {
+                            pool: pi,
+                            req: req.into_owned(),
+                            pods: k,
+                            types,
+                            price_per_pod: price / k as f64,
+                        };
+                        if best.as_ref().is_none_or(|b| plan.price_per_pod < b.price_per_pod - 1e-12) {
+                            best = Some(plan);
+                        }
+                        break;
                     }
                     let keys: Vec<&str> =
                         alt.iter().map(|(k, _)| k).chain(pins.iter().map(|(k, _)| k.as_str())).collect();
@@ -1297,6 +1349,11 @@ impl<'a> State<'a> {
                             .then_with(|| b.2.cmp(&a.2))
                             .then_with(|| pool.types[a.0].it.name.cmp(&pool.types[b.0].it.name))
                     }) else {
+                        if let Some(c) = cache.as_deref_mut()
+                            && pool.remaining.is_empty()
+                        {
+                            c.insert(cache_key, None);
+                        }
                         failure.get_or_insert(if over_limit.is_empty() {
                             PoolFailure::Resources(self.unfit_resources(pool, pod))
                         } else {
@@ -1307,6 +1364,11 @@ impl<'a> State<'a> {
                     let mut types: Vec<(usize, f64)> =
                         fits.iter().filter(|(_, _, kt)| *kt >= k).map(|&(t, p, _)| (t, p)).collect();
                     sort_types(&mut types, &pool.types);
+                    if let Some(c) = cache.as_deref_mut()
+                        && pool.remaining.is_empty()
+                    {
+                        c.insert(cache_key, Some((types.clone(), price, k)));
+                    }
                     let plan = ClaimPlan {
                         pool: pi,
                         req: req.into_owned(),
@@ -1460,6 +1522,37 @@ impl<'a> State<'a> {
         debug_assert_eq!(classes.iter().map(|c| c.pods.len()).sum::<usize>(), input.pending.len());
         out
     }
+}
+
+/// The variant a class is packed with: its strictest one that some existing node or pool could satisfy
+/// (`place_class` would relax the stricter ones at once: nothing can host them).
+fn packing_variant<'c>(
+    class: &'c Class,
+    pools: &[PoolCtx<'_>],
+    existing: &[ExistingNode],
+) -> Option<&'c Variant> {
+    class.variants.iter().find(|v| {
+        v.alternatives.iter().any(|a| {
+            pools.iter().any(|p| a.conflict_with_node(&p.base).is_none())
+                || existing.iter().any(|n| a.matches(&n.labels))
+        })
+    })
+}
+
+/// Element-wise maximum room over `types` (field by field: it runs on every placement).
+fn hull_of(pool: &PoolCtx<'_>, types: &[(usize, f64)]) -> Resources {
+    let mut hull = Resources::default();
+    for &(t, _) in types {
+        let room = &pool.types[t].room;
+        hull.cpu = hull.cpu.max(room.cpu);
+        hull.memory = hull.memory.max(room.memory);
+        hull.ephemeral_storage = hull.ephemeral_storage.max(room.ephemeral_storage);
+        hull.pods = hull.pods.max(room.pods);
+        if !room.extended.is_empty() {
+            hull = hull.max_each(room);
+        }
+    }
+    hull
 }
 
 /// Element-wise minimum of the pods' requests (extended resources count as 0: not every pod needs one).
