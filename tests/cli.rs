@@ -96,12 +96,21 @@ fn run_without_cluster_credentials_fails_clearly() {
 }
 
 #[test]
-fn enable_provisioning_fails_clearly_before_connecting_when_it_cannot_work() {
-    let output =
-        ballast(&["run", "--cluster-name", "c", "--leader-elect=false", "--enable-provisioning"], &[]);
-    assert!(!output.status.success());
-    let expected = if cfg!(feature = "aws") { "needs --cluster-endpoint" } else { "no AWS support" };
-    assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+fn node_loops_fail_clearly_before_connecting_when_they_cannot_work() {
+    // Disruption needs the node loops too: its replacements are launched by the lifecycle loop.
+    for flag in ["--enable-provisioning", "--enable-disruption"] {
+        let output = ballast(&["run", "--cluster-name", "c", "--leader-elect=false", flag], &[]);
+        assert!(!output.status.success());
+        let expected = if cfg!(feature = "aws") {
+            format!("{flag} needs --cluster-endpoint")
+        } else {
+            format!("{flag}: ")
+        };
+        assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
+        if !cfg!(feature = "aws") {
+            assert!(stderr(&output).contains("no AWS support"), "{}", stderr(&output));
+        }
+    }
 }
 
 #[cfg(not(feature = "aws"))]

@@ -504,7 +504,6 @@ impl Provisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use crate::{
         api::{NodeClaimStatus, Provisioner as ProvisionerCrd},
         clock::ManualClock,
@@ -516,6 +515,7 @@ mod tests {
         simulate::cluster::SimApi,
         state::{self, Object, convert},
     };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn now() -> Timestamp {
         "2026-01-01T00:00:00Z".parse().unwrap()
