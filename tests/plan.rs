@@ -1,10 +1,11 @@
 //! `ballast plan` end to end: on the checked-in `examples/snapshot` (text and JSON), and on the same objects
 //! served by a fake API server on 127.0.0.1, where it must plan the same and send nothing but GETs.
 
+mod support;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     convert::Infallible,
-    path::Path,
     process::{Command, Output, Stdio},
     sync::Arc,
     time::Duration,
@@ -13,6 +14,7 @@ use std::{
 use axum::{body::Body, extract::Request, response::Response};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use support::process::write_kubeconfig;
 
 const NOW: &str = "2026-11-23T12:00:00Z";
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/snapshot");
@@ -278,20 +280,6 @@ async fn fake_api_server(requests: Arc<Mutex<Vec<String>>>) -> std::net::SocketA
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
-}
-
-fn write_kubeconfig(dir: &Path, api: std::net::SocketAddr) -> std::path::PathBuf {
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: \
-             http://{api}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\nusers:\n- name: \
-             fake\n  user:\n    token: t\n"
-        ),
-    )
-    .unwrap();
-    kubeconfig
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,24 +6,18 @@
 mod support;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use serde_json::{Value, json};
-use support::{kube_api::FakeKube, moto};
-
-/// Kills the child by PID when the test ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{
+    kube_api::FakeKube,
+    moto,
+    process::{Running, write_kubeconfig},
+};
 
 fn tagged(kind: ResourceType, key: &str, value: &str) -> TagSpecification {
     TagSpecification::builder().resource_type(kind).tags(Tag::builder().key(key).value(value).build()).build()
@@ -68,20 +62,6 @@ fn pod(name: &str) -> Value {
         "spec": {"containers": [{"name": "c", "image": "pause", "resources": {"requests": {"cpu": "1"}}}]},
         "status": {"phase": "Pending"}
     })
-}
-
-fn write_kubeconfig(dir: &std::path::Path, api: std::net::SocketAddr) -> std::path::PathBuf {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: \
-             http://{api}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\nusers:\n- name: \
-             fake\n  user:\n    token: t\n"
-        ),
-    )
-    .unwrap();
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,25 +4,16 @@
 mod support;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use serde_json::json;
-use support::kube_api::FakeKube;
+use support::{
+    kube_api::FakeKube,
+    process::{Running, write_kubeconfig},
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Kills the child by PID if the test fails before it exits.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 async fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
@@ -32,20 +23,6 @@ async fn get(port: u16, path: &str) -> Option<(u16, String)> {
     stream.read_to_string(&mut response).await.ok()?;
     let code = response.get(9..12)?.parse().ok()?;
     Some((code, response))
-}
-
-fn write_kubeconfig(dir: &std::path::Path, api: std::net::SocketAddr) -> std::path::PathBuf {
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: \
-             http://{api}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\nusers:\n- name: \
-             fake\n  user:\n    token: t\n"
-        ),
-    )
-    .unwrap();
-    kubeconfig
 }
 
 fn free_port() -> u16 {

@@ -6,3 +6,4 @@ pub mod conformance;
 pub mod kube_api;
 #[cfg(feature = "aws")]
 pub mod moto;
+pub mod process;
