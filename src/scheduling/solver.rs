@@ -1307,68 +1307,65 @@ impl<'a> State<'a> {
                         Some(c) if pool.remaining.is_empty() => c.get(&cache_key).cloned(),
                         _ => None,
                     };
-                    if let Some(hit) = cached {
-                        let Some((types, price, k)) = hit else {
-                            failure.get_or_insert(PoolFailure::Resources(self.unfit_resources(pool, pod)));
-                            continue;
-                        };
-                        let plan = ClaimPlan {
-                            pool: pi,
-                            req: req.into_owned(),
-                            pods: k,
-                            types,
-                            price_per_pod: price / k as f64,
-                        };
-                        if best.as_ref().is_none_or(|b| plan.price_per_pod < b.price_per_pod - 1e-12) {
-                            best = Some(plan);
+                    let scan = match cached {
+                        Some(hit) => hit,
+                        None => {
+                            let keys: Vec<&str> = alt
+                                .iter()
+                                .map(|(k, _)| k)
+                                .chain(pins.iter().map(|(k, _)| k.as_str()))
+                                .collect();
+                            let mut fits: Vec<(usize, f64, i64)> = Vec::new();
+                            let mut over_limit: BTreeSet<String> = BTreeSet::new();
+                            for (t, tc) in pool.types.iter().enumerate() {
+                                if !pool.type_matches(tc, &req, keys.iter().copied()) {
+                                    continue;
+                                }
+                                let Some(price) = offering_price(&tc.it, &req) else { continue };
+                                let k = fit_count(&tc.room, &Resources::default(), &pod.requests).min(cap);
+                                if k == 0 {
+                                    continue;
+                                }
+                                if !pool.within_limits(tc) {
+                                    over_limit.extend(limit_blockers(pool, tc));
+                                    continue;
+                                }
+                                fits.push((t, price, k));
+                            }
+                            let cheapest = fits.iter().min_by(|a, b| {
+                                (a.1 / a.2 as f64)
+                                    .total_cmp(&(b.1 / b.2 as f64))
+                                    .then_with(|| b.2.cmp(&a.2))
+                                    .then_with(|| pool.types[a.0].it.name.cmp(&pool.types[b.0].it.name))
+                            });
+                            let scan = cheapest.map(|&(_, price, k)| {
+                                let mut types: Vec<(usize, f64)> = fits
+                                    .iter()
+                                    .filter(|(_, _, kt)| *kt >= k)
+                                    .map(|&(t, p, _)| (t, p))
+                                    .collect();
+                                sort_types(&mut types, &pool.types);
+                                (types, price, k)
+                            });
+                            if let Some(c) = cache.as_deref_mut()
+                                && pool.remaining.is_empty()
+                            {
+                                c.insert(cache_key, scan.clone());
+                            }
+                            if scan.is_none() && !over_limit.is_empty() {
+                                failure.get_or_insert(PoolFailure::Limits(describe_limit(
+                                    &pod.requests,
+                                    &over_limit,
+                                )));
+                                continue;
+                            }
+                            scan
                         }
-                        break;
-                    }
-                    let keys: Vec<&str> =
-                        alt.iter().map(|(k, _)| k).chain(pins.iter().map(|(k, _)| k.as_str())).collect();
-                    let mut fits: Vec<(usize, f64, i64)> = Vec::new();
-                    let mut over_limit: BTreeSet<String> = BTreeSet::new();
-                    for (t, tc) in pool.types.iter().enumerate() {
-                        if !pool.type_matches(tc, &req, keys.iter().copied()) {
-                            continue;
-                        }
-                        let Some(price) = offering_price(&tc.it, &req) else { continue };
-                        let k = fit_count(&tc.room, &Resources::default(), &pod.requests).min(cap);
-                        if k == 0 {
-                            continue;
-                        }
-                        if !pool.within_limits(tc) {
-                            over_limit.extend(limit_blockers(pool, tc));
-                            continue;
-                        }
-                        fits.push((t, price, k));
-                    }
-                    let Some(&(_, price, k)) = fits.iter().min_by(|a, b| {
-                        (a.1 / a.2 as f64)
-                            .total_cmp(&(b.1 / b.2 as f64))
-                            .then_with(|| b.2.cmp(&a.2))
-                            .then_with(|| pool.types[a.0].it.name.cmp(&pool.types[b.0].it.name))
-                    }) else {
-                        if let Some(c) = cache.as_deref_mut()
-                            && pool.remaining.is_empty()
-                        {
-                            c.insert(cache_key, None);
-                        }
-                        failure.get_or_insert(if over_limit.is_empty() {
-                            PoolFailure::Resources(self.unfit_resources(pool, pod))
-                        } else {
-                            PoolFailure::Limits(describe_limit(&pod.requests, &over_limit))
-                        });
+                    };
+                    let Some((types, price, k)) = scan else {
+                        failure.get_or_insert(PoolFailure::Resources(self.unfit_resources(pool, pod)));
                         continue;
                     };
-                    let mut types: Vec<(usize, f64)> =
-                        fits.iter().filter(|(_, _, kt)| *kt >= k).map(|&(t, p, _)| (t, p)).collect();
-                    sort_types(&mut types, &pool.types);
-                    if let Some(c) = cache.as_deref_mut()
-                        && pool.remaining.is_empty()
-                    {
-                        c.insert(cache_key, Some((types.clone(), price, k)));
-                    }
                     let plan = ClaimPlan {
                         pool: pi,
                         req: req.into_owned(),
