@@ -19,7 +19,8 @@ use crate::{
     api::{NodeTemplateSpec, labels},
     cloud::{CapacityType, Catalog},
     model::{Pod, PodPhase, Taint, TaintEffect},
-    scheduling::{self, ExistingNode, NewClaim, NodePoolTemplate, SolveInput, VolumeTopology},
+    provisioning,
+    scheduling::{self, ExistingNode, NewClaim, NodePoolTemplate, SolveInput},
     state::Snapshot,
 };
 
@@ -86,11 +87,7 @@ impl Context<'_> {
             pending,
             pools: self.pools.values().cloned().collect(),
             daemonsets: snap.daemonsets.values().cloned().collect(),
-            volumes: VolumeTopology {
-                claims: snap.pvcs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                volumes: snap.pvs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                storage_classes: snap.storage_classes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            },
+            volumes: provisioning::volume_topology(snap),
             namespace_labels: BTreeMap::new(),
         };
         let results = scheduling::solve(&input);

@@ -170,11 +170,7 @@ pub fn plan(snap: &Snapshot, catalog: &Catalog, nominations: &Nominations, _now:
         pending,
         pools: pools.values().cloned().collect(),
         daemonsets: snap.daemonsets.values().cloned().collect(),
-        volumes: VolumeTopology {
-            claims: snap.pvcs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            volumes: snap.pvs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            storage_classes: snap.storage_classes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        },
+        volumes: volume_topology(snap),
         namespace_labels: BTreeMap::new(),
     };
     let results = scheduling::solve(&input);
@@ -207,6 +203,15 @@ fn limited_provisioners(snap: &Snapshot, unschedulable: &[(String, String)]) -> 
         }
     }
     out
+}
+
+/// The claims, volumes and storage classes the solver's volume-topology predicate reads.
+pub fn volume_topology(snap: &Snapshot) -> VolumeTopology {
+    VolumeTopology {
+        claims: snap.pvcs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        volumes: snap.pvs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        storage_classes: snap.storage_classes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
 }
 
 /// The NodeClaim (and launch details) for one claim the solver opened: `generateName: <provisioner>-`, the
