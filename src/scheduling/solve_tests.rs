@@ -917,3 +917,45 @@ fn identical_inputs_give_identical_results() {
     let i = input(vec![pool("default", small_types())], pending);
     assert_eq!(solve(&i), solve(&i));
 }
+
+// === Fast paths (same answers as the slow ones) ===
+
+/// Pods of `app` per zone of the new claims they landed on.
+fn zones_of_app(r: &Results, app: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (key, p) in &r.placements {
+        if let Placement::NewClaim(i) = p
+            && key.contains(&format!("/{app}-"))
+        {
+            *out.entry(zone_of(&r.new_claims[*i]).unwrap_or("?").to_string()).or_default() += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn later_zonal_classes_join_claims_fixed_in_the_zones_their_spread_allows() {
+    // Claims fixed to a zone are judged by zone, once per pod: every claim of a blocked zone is skipped,
+    // every claim of an allowed zone is still a candidate.
+    let mut pending = replicas("web", 3, 1000, |p| p.topology_spread = vec![spread(labels::ZONE, 1, "web")]);
+    pending.extend(replicas("api", 6, 500, |p| p.topology_spread = vec![spread(labels::ZONE, 1, "api")]));
+    let r = solve(&input(vec![pool("default", small_types())], pending));
+    assert!(r.unschedulable.is_empty(), "{:?}", r.unschedulable);
+    assert_eq!(r.new_claims.len(), 3, "both classes fit on one c.large per zone: {:?}", r.new_claims);
+    for app in ["web", "api"] {
+        let counts: Vec<usize> = zones_of_app(&r, app).values().copied().collect();
+        assert_eq!(counts.len(), 3, "{app}: {counts:?}");
+        assert!(counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1, "{app}: {counts:?}");
+    }
+}
+
+#[test]
+fn zonal_self_affinity_fills_claims_of_its_zone_only() {
+    let mut pending = replicas("web", 3, 1000, |p| p.topology_spread = vec![spread(labels::ZONE, 1, "web")]);
+    pending.extend(replicas("cache", 4, 500, |p| {
+        p.affinity.pod.required = vec![affinity_term(labels::ZONE, "cache")]
+    }));
+    let r = solve(&input(vec![pool("default", small_types())], pending));
+    assert!(r.unschedulable.is_empty(), "{:?}", r.unschedulable);
+    assert_eq!(zones_of_app(&r, "cache").len(), 1, "{:?}", zones_of_app(&r, "cache"));
+}

@@ -19,14 +19,14 @@ use std::{
 
 use crate::{
     api::labels,
-    cloud::{InstanceType, LaunchOption},
+    cloud::{CapacityType, InstanceType, LaunchOption},
     model::{DaemonSet, HostPort, InclusionPolicy, Labels, Pod, Taint},
     resources::{Resources, format_quantity},
 };
 
 use super::{
     classes::{self, VariantSpec, VolumeTopology},
-    requirements::{Requirements, ValueSet, label_value},
+    requirements::{Requirements, ValueSet, canonical_key, label_value},
     taints::{DisplayTaint, first_untolerated},
     template::{NODES_LIMIT, NodePoolTemplate, limit_charge},
     topology::{GroupKey, Groups, NamespaceScope, NodeFilter, Spread},
@@ -124,6 +124,18 @@ struct TypeCtx {
     /// Allocatable minus the daemonset pods that would run on this type in this pool.
     room: Resources,
     overhead: Resources,
+    /// (index into [`PoolCtx::slots`], cheapest available price there), so pricing under a zone or
+    /// capacity-type choice compares no strings.
+    prices: Vec<(usize, f64)>,
+    /// Per offering of `it`, its slot when available.
+    offering_slots: Vec<Option<usize>>,
+}
+
+impl TypeCtx {
+    /// The cheapest available offering's price among the `allowed` slots (see [`PoolCtx::allowed_slots`]).
+    fn price_in(&self, allowed: &[bool]) -> Option<f64> {
+        self.prices.iter().filter(|(s, _)| allowed[*s]).map(|&(_, p)| p).min_by(f64::total_cmp)
+    }
 }
 
 struct PoolCtx<'a> {
@@ -134,9 +146,23 @@ struct PoolCtx<'a> {
     /// Label keys that instance types define: a type without one launches a node without that label.
     instance_keys: BTreeSet<String>,
     remaining: BTreeMap<String, i64>,
+    /// Every (zone, capacity type) some type of the pool offers, sorted.
+    slots: Vec<(String, CapacityType)>,
 }
 
 impl PoolCtx<'_> {
+    /// Which of [`Self::slots`] `req` allows: [`offering_price`] for many types under one requirement.
+    fn allowed_slots(&self, req: &Requirements) -> Vec<bool> {
+        let zones = req.get(labels::ZONE);
+        let capacity_types = req.get(labels::CAPACITY_TYPE);
+        self.slots
+            .iter()
+            .map(|(zone, ct)| {
+                zones.is_none_or(|z| z.has(zone)) && capacity_types.is_none_or(|c| c.has(ct.as_str()))
+            })
+            .collect()
+    }
+
     fn type_matches<'k>(&self, t: &TypeCtx, req: &Requirements, keys: impl Iterator<Item = &'k str>) -> bool {
         keys.filter(|k| *k != labels::ZONE && *k != labels::CAPACITY_TYPE).all(|k| {
             let Some(set) = req.get(k) else { return true };
@@ -252,14 +278,25 @@ struct Class {
 #[derive(Clone, Copy)]
 enum Where<'r> {
     Labels(&'r Labels),
-    Planned(&'r Requirements),
+    /// A planned node with some keys fixed to one value each (what [`pin`] would make, without copying).
+    Planned(&'r Requirements, &'r [(String, String)]),
 }
 
 impl<'r> Where<'r> {
     fn domain(self, key: &str) -> Option<&'r str> {
         match self {
             Where::Labels(l) => label_value(l, key),
-            Where::Planned(r) => r.get(key).and_then(ValueSet::single),
+            Where::Planned(r, pins) => {
+                let key = canonical_key(key);
+                let mut values =
+                    pins.iter().filter(|(k, _)| canonical_key(k) == key).map(|(_, v)| v.as_str());
+                match values.next() {
+                    // Two pins of one key with different values leave no value, as `pin` would.
+                    Some(v) if values.all(|w| w == v) => Some(v),
+                    Some(_) => None,
+                    None => r.get(key).and_then(ValueSet::single),
+                }
+            }
         }
     }
 }
@@ -320,6 +357,62 @@ enum Attempt {
     Full,
     /// Topology forbids it now; later placements may change that.
     Blocked,
+}
+
+/// Claims whose topology domains (the variant's pin keys) each have one value, grouped by those values so
+/// one topology check per group and pod judges them all: the check reads nothing else of a claim.
+#[derive(Default)]
+struct FixedDomains {
+    /// Per claim, once looked up: its group, or `None` while some pin key is open.
+    group_of: Vec<Option<Option<usize>>>,
+    /// Per group: the fixed (pin key, value) pairs, and whether topology blocks it now (once checked).
+    groups: Vec<(Vec<(String, String)>, Option<bool>)>,
+    /// Group by its pairs (hostname keys make one group per claim).
+    index: HashMap<Vec<(String, String)>, usize>,
+}
+
+impl FixedDomains {
+    /// True when claim `c`'s domains are all fixed and topology forbids one more pod of the class there.
+    fn blocked(&mut self, state: &State<'_>, class: &Class, v: &Variant, c: usize) -> bool {
+        if v.pin_keys.is_empty() {
+            return false;
+        }
+        if self.group_of.len() <= c {
+            self.group_of.resize(c + 1, None);
+        }
+        let group = *self.group_of[c].get_or_insert_with(|| {
+            let req = &state.claims[c].req;
+            let pins: Vec<(String, String)> = v
+                .pin_keys
+                .iter()
+                .map(|k| Some((k.clone(), req.get(k)?.single()?.to_string())))
+                .collect::<Option<_>>()?;
+            Some(*self.index.entry(pins).or_insert_with_key(|pins| {
+                self.groups.push((pins.clone(), None));
+                self.groups.len() - 1
+            }))
+        });
+        let Some(g) = group else { return false };
+        let (pins, verdict) = &mut self.groups[g];
+        *verdict.get_or_insert_with(|| {
+            state.topology_check(class, v, Where::Planned(&Requirements::new(), pins)).is_err()
+        })
+    }
+
+    /// Counts changed: every verdict is stale.
+    fn forget_verdicts(&mut self) {
+        for (_, verdict) in &mut self.groups {
+            *verdict = None;
+        }
+    }
+
+    /// Pods went to claim `c`: counts changed, and so may have its domains.
+    fn placed_on(&mut self, c: usize) {
+        self.forget_verdicts();
+        if let Some(g) = self.group_of.get_mut(c) {
+            *g = None;
+        }
+    }
 }
 
 struct State<'a> {
@@ -786,12 +879,13 @@ impl<'a> State<'a> {
         }
         let plan = self.plan_claim(class, v, (pods.len() - placed) as i64);
         let rho = plan.as_ref().map_or(f64::INFINITY, |p| p.price_per_pod);
+        let mut fixed = FixedDomains::default();
         for c in self.open_claim_list() {
             if placed == pods.len() {
                 return placed;
             }
             if let Attempt::Placed(k) =
-                self.try_claim(class, v, c, (pods.len() - placed) as i64, rho, &pods[placed..])
+                self.try_claim(class, v, c, (pods.len() - placed) as i64, rho, &pods[placed..], &mut fixed)
             {
                 placed += k as usize;
             }
@@ -839,12 +933,15 @@ impl<'a> State<'a> {
         // spread domain keeps the global minimum at 0): a node blocked once stays blocked.
         let blocked_for_good = reusable && v.spreads.iter().all(|s| s.fresh_domains);
         let mut cached = first_plan.ok().filter(|_| reusable);
+        let mut fixed = FixedDomains::default();
         let mut placed = 0usize;
         while placed < pods.len() {
             let pod = &pods[placed..placed + 1];
+            // Counts changed with the last placement.
+            fixed.forget_verdicts();
             if self.first_accepting(&mut node_candidates, false, |s, n| s.try_node(class, v, n, 1, pod))
                 || self.first_accepting(&mut claim_candidates, blocked_for_good, |s, c| {
-                    s.try_claim(class, v, c, 1, rho, pod)
+                    s.try_claim(class, v, c, 1, rho, pod, &mut fixed)
                 })
             {
                 placed += 1;
@@ -929,6 +1026,9 @@ impl<'a> State<'a> {
         Attempt::Placed(k)
     }
 
+    /// Adds what it can of `pods` to claim `c`; `fixed` judges claims whose topology domains are already
+    /// fixed (one scan of one class's placements).
+    #[allow(clippy::too_many_arguments)]
     fn try_claim(
         &mut self,
         class: &Class,
@@ -937,6 +1037,7 @@ impl<'a> State<'a> {
         max: i64,
         rho: f64,
         pods: &[usize],
+        fixed: &mut FixedDomains,
     ) -> Attempt {
         let claim = &self.claims[c];
         let pool = &self.pools[claim.pool];
@@ -948,11 +1049,7 @@ impl<'a> State<'a> {
             return Attempt::Full;
         }
         let max = if v.constrained { 1 } else { max };
-        // A claim whose topology domains are already fixed is judged on them before any narrowing.
-        if !v.pin_keys.is_empty()
-            && v.pin_keys.iter().all(|k| claim.req.get(k).is_some_and(|s| s.single().is_some()))
-            && self.topology_check(class, v, Where::Planned(&claim.req)).is_err()
-        {
+        if fixed.blocked(self, class, v, c) {
             return Attempt::Blocked;
         }
         // Cheap necessary condition before pins and topology: some type, at a price increase the pod would
@@ -975,14 +1072,17 @@ impl<'a> State<'a> {
             }
             let narrowed = narrow(&claim.req, alt);
             for pins in self.pin_choices(v, &narrowed) {
-                let req = pin(&narrowed, &pins);
-                if !v.pin_keys.is_empty() && self.topology_check(class, v, Where::Planned(&req)).is_err() {
+                if !v.pin_keys.is_empty()
+                    && self.topology_check(class, v, Where::Planned(&narrowed, &pins)).is_err()
+                {
                     blocked = true;
                     continue;
                 }
+                let req = pin(&narrowed, &pins);
                 let reprice = !pins.is_empty()
                     || alt.get(labels::ZONE).is_some()
                     || alt.get(labels::CAPACITY_TYPE).is_some();
+                let allowed = reprice.then(|| pool.allowed_slots(&req));
                 let keys: Vec<&str> =
                     alt.iter().map(|(k, _)| k).chain(pins.iter().map(|(k, _)| k.as_str())).collect();
                 let mut fits: Vec<(usize, f64, i64)> = Vec::new();
@@ -993,13 +1093,12 @@ impl<'a> State<'a> {
                     if k == 0 || !pool.type_matches(tc, &req, keys.iter().copied()) {
                         continue;
                     }
-                    let price = if reprice {
-                        match offering_price(&tc.it, &req) {
+                    let price = match &allowed {
+                        Some(allowed) => match tc.price_in(allowed) {
                             Some(p) => p,
                             None => continue,
-                        }
-                    } else {
-                        price
+                        },
+                        None => price,
                     };
                     fits.push((t, price, k));
                 }
@@ -1015,6 +1114,7 @@ impl<'a> State<'a> {
                 sort_types(&mut types, &pool.types);
                 let req = req.into_owned();
                 self.add_to_claim(c, class, v, req, types, k, pods);
+                fixed.placed_on(c);
                 return Attempt::Placed(k);
             }
         }
@@ -1296,11 +1396,11 @@ impl<'a> State<'a> {
                 }
                 let narrowed = narrow(&base, alt);
                 for pins in self.pin_choices(v, &narrowed) {
-                    let req = pin(&narrowed, &pins);
-                    if let Err(e) = self.topology_check(class, v, Where::Planned(&req)) {
+                    if let Err(e) = self.topology_check(class, v, Where::Planned(&narrowed, &pins)) {
                         failure.get_or_insert(PoolFailure::Topology(e));
                         continue;
                     }
+                    let req = pin(&narrowed, &pins);
                     // Limits change as claims open: only limitless pools' scans are reusable.
                     let cache_key = (pi, ai, pins.clone());
                     let cached = match cache.as_deref_mut() {
@@ -1317,11 +1417,12 @@ impl<'a> State<'a> {
                                 .collect();
                             let mut fits: Vec<(usize, f64, i64)> = Vec::new();
                             let mut over_limit: BTreeSet<String> = BTreeSet::new();
+                            let allowed = pool.allowed_slots(&req);
                             for (t, tc) in pool.types.iter().enumerate() {
                                 if !pool.type_matches(tc, &req, keys.iter().copied()) {
                                     continue;
                                 }
-                                let Some(price) = offering_price(&tc.it, &req) else { continue };
+                                let Some(price) = tc.price_in(&allowed) else { continue };
                                 let k = fit_count(&tc.room, &Resources::default(), &pod.requests).min(cap);
                                 if k == 0 {
                                     continue;
@@ -1453,14 +1554,12 @@ impl<'a> State<'a> {
             let mut requirements = claim.req.clone();
             requirements.remove(labels::HOSTNAME);
             let mut launch_options: Vec<LaunchOption> = Vec::new();
+            let allowed = pool.allowed_slots(&requirements);
             for &(t, _) in claim.types.iter().take(MAX_LAUNCH_TYPES) {
-                let it = &pool.types[t].it;
-                for o in &it.offerings {
-                    let zone_ok = requirements.get(labels::ZONE).is_none_or(|z| z.has(&o.zone));
-                    let ct_ok = requirements
-                        .get(labels::CAPACITY_TYPE)
-                        .is_none_or(|c| c.has(o.capacity_type.as_str()));
-                    if o.available && zone_ok && ct_ok {
+                let tc = &pool.types[t];
+                let it = &tc.it;
+                for (o, slot) in it.offerings.iter().zip(&tc.offering_slots) {
+                    if slot.is_some_and(|s| allowed[s]) {
                         launch_options.push(LaunchOption {
                             instance_type: it.name.clone(),
                             zone: o.zone.clone(),
@@ -1660,13 +1759,39 @@ fn build_pool<'a>(pool: &'a NodePoolTemplate, daemonsets: &[Arc<DaemonSet>]) -> 
     );
     base.add(labels::PROVISIONER_NAME, ValueSet::one_of([pool.name.clone()]));
     base.add(labels::BALLAST_PROVISIONER, ValueSet::one_of([pool.name.clone()]));
+    let slots: Vec<(String, CapacityType)> =
+        offerings().map(|o| (o.zone.clone(), o.capacity_type)).collect::<BTreeSet<_>>().into_iter().collect();
     let mut ctx =
-        PoolCtx { pool, base, types: Vec::new(), instance_keys, remaining: pool.remaining_limits() };
+        PoolCtx { pool, base, types: Vec::new(), instance_keys, remaining: pool.remaining_limits(), slots };
     for t in &pool.instance_types {
+        let offering_slots: Vec<Option<usize>> = t
+            .instance_type
+            .offerings
+            .iter()
+            .map(|o| {
+                o.available.then(|| {
+                    ctx.slots
+                        .binary_search_by(|(z, ct)| {
+                            (z.as_str(), *ct).cmp(&(o.zone.as_str(), o.capacity_type))
+                        })
+                        .expect("slots hold every available offering")
+                })
+            })
+            .collect();
+        let mut prices: Vec<(usize, f64)> = Vec::new();
+        for (o, slot) in t.instance_type.offerings.iter().zip(&offering_slots) {
+            let Some(slot) = *slot else { continue };
+            match prices.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, p)) => *p = p.min(o.price),
+                None => prices.push((slot, o.price)),
+            }
+        }
         let tc = TypeCtx {
             it: t.instance_type.clone(),
             room: t.allocatable.clone(),
             overhead: Resources::default(),
+            prices,
+            offering_slots,
         };
         // Type-derived keys hold every type's value by construction; only the pool's own clauses filter.
         if !ctx.type_matches(&tc, &ctx.base, constrained_keys.iter().map(String::as_str))
@@ -1707,4 +1832,50 @@ fn daemonset_overhead(pool: &PoolCtx<'_>, it: &InstanceType, daemonsets: &[Arc<D
         })
         .map(|ds| &ds.template.requests)
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::solve_tests::{ZONES, instance_type, pool};
+    use super::*;
+
+    #[test]
+    fn slot_prices_match_the_cheapest_matching_offering() {
+        let mut it = instance_type("m.large", 2000, 8, 0.10);
+        it.offerings[0].available = false; // on-demand in ZONES[0]
+        it.offerings[3].price = 0.02; // spot in ZONES[1]
+        let template = pool("default", vec![it.clone()]);
+        let ctx = build_pool(&template, &[]);
+        let tc = &ctx.types[0];
+        let choices = |values: &[&str]| -> Vec<Option<ValueSet>> {
+            std::iter::once(None)
+                .chain(values.iter().map(|v| Some(ValueSet::one_of([*v]))))
+                .chain(std::iter::once(Some(ValueSet::one_of(values.iter().copied()))))
+                .collect()
+        };
+        for zone in choices(&ZONES) {
+            for ct in choices(&["spot", "on-demand"]) {
+                let mut req = Requirements::new();
+                if let Some(z) = &zone {
+                    req.add(labels::ZONE, z.clone());
+                }
+                if let Some(c) = &ct {
+                    req.add(labels::CAPACITY_TYPE, c.clone());
+                }
+                assert_eq!(tc.price_in(&ctx.allowed_slots(&req)), offering_price(&it, &req), "{req}");
+            }
+        }
+    }
+
+    #[test]
+    fn pinned_domains_read_like_the_pinned_requirements() {
+        let req = Requirements::from_labels(&[(labels::HOSTNAME.to_string(), "n-1".to_string())].into());
+        let pins = vec![(labels::ZONE.to_string(), ZONES[0].to_string())];
+        let at = Where::Planned(&req, &pins);
+        assert_eq!(at.domain(labels::ZONE), Some(ZONES[0]));
+        assert_eq!(at.domain(labels::BETA_ZONE), Some(ZONES[0]), "aliases read the canonical key");
+        assert_eq!(at.domain(labels::HOSTNAME), Some("n-1"));
+        let conflicting = vec![pins[0].clone(), (labels::BETA_ZONE.to_string(), ZONES[1].to_string())];
+        assert_eq!(Where::Planned(&req, &conflicting).domain(labels::ZONE), None, "as `pin` leaves no value");
+    }
 }
