@@ -350,15 +350,18 @@ async fn node_loops_over_ec2(
         ca_bundle: args.cluster_ca_bundle.clone(),
         service_cidr: None,
     };
-    let settings = AwsSettings::new(cluster_info, format!("{}.{minor}", version.major));
+    let mut settings = AwsSettings::new(cluster_info, format!("{}.{minor}", version.major));
     // Region and credentials the standard way; AWS_ENDPOINT_URL (tests, private endpoints) is honoured too.
     let sdk = aws::load_sdk_config(cluster.region.clone(), None).await;
+    if let Some(region) = sdk.region() {
+        settings.region = region.to_string();
+    }
     let (templates, provisioners) = (index.clone(), index.clone());
     let lookups = Lookups {
         node_template: Arc::new(move |name| templates.snapshot().node_templates.get(name).cloned()),
         provisioner: Arc::new(move |name| provisioners.snapshot().provisioners.get(name).cloned()),
     };
-    let aws = AwsCloud::from_sdk_config(&sdk, settings, lookups, Catalog::bundled(), clock.clone());
+    let aws = AwsCloud::from_sdk_config(&sdk, settings, lookups, &Catalog::bundled(), clock.clone());
     aws.metrics().register(registry.sub_registry_with_prefix("aws"));
     let cloud: Arc<dyn CloudProvider> = Arc::new(aws);
     let kube_writes: Arc<dyn Actuator> = actuator.clone();

@@ -6,7 +6,7 @@
 mod support;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -33,8 +33,8 @@ use ballast::{
     cloud::{
         CapacityType, Catalog, CloudError, CloudProvider, InstanceType, Offering,
         aws::{
-            AwsCloud, AwsSettings, ClusterInfo, Lookups,
-            sdk::{ApiResult, Ec2Api, SsmApi},
+            AwsClients, AwsCloud, AwsSettings, ClusterInfo, Lookups,
+            sdk::{ApiResult, Ec2Api},
         },
     },
     resources::Resources,
@@ -55,7 +55,7 @@ fn unique_cluster() -> String {
 }
 
 /// On-demand prices for the test types (what `Catalog::bundled()` provides in production).
-fn price_table() -> Arc<Catalog> {
+fn price_table() -> Catalog {
     let price = |name: &str, price: f64| InstanceType {
         name: name.into(),
         capacity: Resources::default(),
@@ -67,11 +67,7 @@ fn price_table() -> Arc<Catalog> {
             available: true,
         }],
     };
-    Arc::new(Catalog::new(vec![
-        price("c5.large", 0.085),
-        price("m5.large", 0.096),
-        price("m5.xlarge", 0.192),
-    ]))
+    Catalog::new(vec![price("c5.large", 0.085), price("m5.large", 0.096), price("m5.xlarge", 0.192)])
 }
 
 fn tag(key: &str, value: &str) -> Tag {
@@ -208,12 +204,20 @@ async fn harness_with(
         node_template("default", &net, None),
         node_template("custom", &net, Some("#!/bin/bash\necho custom")),
     ];
+    // moto has no Pricing API (it answers 500): without retries the fallback to the table is immediate.
+    let pricing = aws_sdk_pricing::config::Builder::from(&config)
+        .retry_config(aws_sdk_pricing::config::retry::RetryConfig::disabled())
+        .build();
+    let clients = AwsClients {
+        ec2: wrap(Arc::new(ec2.clone())),
+        ssm: Arc::new(aws_sdk_ssm::Client::new(&config)),
+        pricing: Arc::new(aws_sdk_pricing::Client::from_conf(pricing)),
+    };
     let cloud = AwsCloud::new(
-        wrap(Arc::new(ec2.clone())),
-        Arc::new(aws_sdk_ssm::Client::new(&config)) as Arc<dyn SsmApi>,
+        clients,
         settings(&cluster),
         Lookups::fixed(templates, vec![provisioner()]),
-        price_table(),
+        &price_table(),
         clock,
     );
     Harness { moto, ec2, net, cloud: Arc::new(cloud) }
@@ -250,6 +254,30 @@ impl Harness {
 }
 
 conformance_suite!(harness().await.fixture());
+
+#[tokio::test]
+async fn on_demand_prices_fall_back_to_the_table_when_the_pricing_api_fails() {
+    let h = harness().await;
+    let catalog = h.cloud.catalog().await.unwrap();
+    let on_demand = |name: &str| {
+        let t = catalog.get(name).unwrap();
+        let prices: BTreeSet<String> = t
+            .offerings
+            .iter()
+            .filter(|o| o.capacity_type == CapacityType::OnDemand)
+            .map(|o| o.price.to_string())
+            .collect();
+        assert_eq!(prices.len(), 1, "{name}: one on-demand price in every zone: {prices:?}");
+        prices.first().unwrap().parse::<f64>().unwrap()
+    };
+    assert_eq!((on_demand("c5.large"), on_demand("m5.large"), on_demand("m5.xlarge")), (0.085, 0.096, 0.192));
+    // The failed GetProducts call is visible in the metrics.
+    let mut registry = prometheus_client::registry::Registry::with_prefix("aws");
+    h.cloud.metrics().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains(r#"aws_api_errors_total{operation="GetProducts""#), "{text}");
+}
 
 #[tokio::test]
 async fn discovers_subnets_and_security_groups_by_tag() {
