@@ -114,7 +114,8 @@ impl Simulation {
         let gc = GarbageCollector::new(cloud.clone(), api.clone());
         let interruption_queue = Arc::new(MemoryQueue::new());
         let interruption =
-            Interruption::new(interruption_queue.clone(), api.clone(), InterruptionMetrics::default());
+            Interruption::new(interruption_queue.clone(), api.clone(), InterruptionMetrics::default())
+                .with_cloud(cloud.clone());
         Self {
             interruption,
             interruption_queue,

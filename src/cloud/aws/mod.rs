@@ -450,6 +450,11 @@ impl CloudProvider for AwsCloud {
         "aws"
     }
 
+    fn mark_unavailable(&self, instance_type: &str, zone: &str, capacity_type: CapacityType) {
+        let (now, ttl) = (self.clock.now(), self.settings.unavailable_ttl);
+        self.caches.lock().unavailable.mark(instance_type, zone, capacity_type, now, ttl);
+    }
+
     async fn catalog(&self) -> Result<Arc<Catalog>, CloudError> {
         let types = self.instance_types().await?;
         let now = self.clock.now();
