@@ -22,8 +22,7 @@ use aws_sdk_ec2::{
     types::{
         CreateFleetError, Filter, FleetLaunchTemplateOverrides, Image, Instance as Ec2Instance,
         InstanceLifecycleType, InstanceStateChange, InstanceTypeInfo, InstanceTypeOffering, LaunchTemplate,
-        LaunchTemplateAndOverridesResponse, ResourceType, SecurityGroup, SpotPrice, Subnet, Tag,
-        TagSpecification,
+        LaunchTemplateAndOverridesResponse, SecurityGroup, SpotPrice, Subnet,
     },
 };
 use aws_smithy_types::DateTime;
@@ -43,11 +42,10 @@ use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
 use support::{
     conformance::{Fixture, conformance_suite},
-    moto::{self, Moto},
+    moto::{self, Moto, Network, ZONES, seed_network},
 };
 
 const TYPES: [&str; 3] = ["c5.large", "m5.large", "m5.xlarge"];
-const ZONES: [&str; 2] = ["us-east-1a", "us-east-1b"];
 
 fn unique_cluster() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -68,78 +66,6 @@ fn price_table() -> Catalog {
         }],
     };
     Catalog::new(vec![price("c5.large", 0.085), price("m5.large", 0.096), price("m5.xlarge", 0.192)])
-}
-
-fn tag(key: &str, value: &str) -> Tag {
-    Tag::builder().key(key).value(value).build()
-}
-
-fn tagged(kind: ResourceType, tags: &[(&str, &str)]) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(kind)
-        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
-        .build()
-}
-
-/// A cluster's network in moto: a VPC with discoverable subnets in two zones (plus a smaller one in the first
-/// zone and an undiscoverable one in a third), a discoverable security group, and an x86_64 AMI.
-struct Network {
-    cluster: String,
-    /// zone → the subnet ballast should pick there.
-    subnets: BTreeMap<String, String>,
-    small_subnet: String,
-    security_group: String,
-    ami: String,
-}
-
-async fn seed(ec2: &aws_sdk_ec2::Client, cluster: &str) -> Network {
-    static NEXT_VPC: AtomicU64 = AtomicU64::new(0);
-    let octet = NEXT_VPC.fetch_add(1, Ordering::Relaxed) % 250;
-    let discovery = [("karpenter.sh/discovery", cluster)];
-    let vpc = ec2.create_vpc().cidr_block(format!("10.{octet}.0.0/16")).send().await.unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-    let subnet = |cidr: String, zone: &str, tags: &[(&str, &str)]| {
-        let req = ec2
-            .create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block(cidr)
-            .availability_zone(zone)
-            .tag_specifications(tagged(ResourceType::Subnet, tags));
-        async move { req.send().await.unwrap().subnet.unwrap().subnet_id.unwrap() }
-    };
-    let mut subnets = BTreeMap::new();
-    for (i, zone) in ZONES.iter().enumerate() {
-        subnets.insert(zone.to_string(), subnet(format!("10.{octet}.{i}.0/24"), zone, &discovery).await);
-    }
-    let small_subnet = subnet(format!("10.{octet}.10.0/28"), ZONES[0], &discovery).await;
-    subnet(format!("10.{octet}.11.0/24"), "us-east-1c", &[("other", "x")]).await;
-    let security_group = ec2
-        .create_security_group()
-        .group_name(format!("{cluster}-nodes"))
-        .description("nodes")
-        .vpc_id(&vpc_id)
-        .tag_specifications(tagged(ResourceType::SecurityGroup, &discovery))
-        .send()
-        .await
-        .unwrap()
-        .group_id
-        .unwrap();
-    ec2.create_security_group()
-        .group_name(format!("{cluster}-other"))
-        .description("not for nodes")
-        .vpc_id(&vpc_id)
-        .send()
-        .await
-        .unwrap();
-    let images = ec2
-        .describe_images()
-        .owners("amazon")
-        .filters(Filter::builder().name("architecture").values("x86_64").build())
-        .send()
-        .await
-        .unwrap();
-    let ami = images.images()[0].image_id().unwrap().to_string();
-    Network { cluster: cluster.to_string(), subnets, small_subnet, security_group, ami }
 }
 
 fn node_template(name: &str, net: &Network, user_data: Option<&str>) -> NodeTemplate {
@@ -199,7 +125,7 @@ async fn harness_with(
     let config = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let cluster = unique_cluster();
-    let net = seed(&ec2, &cluster).await;
+    let net = seed_network(&ec2, &cluster).await;
     let templates = vec![
         node_template("default", &net, None),
         node_template("custom", &net, Some("#!/bin/bash\necho custom")),
