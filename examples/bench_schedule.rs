@@ -57,11 +57,12 @@ fn main() {
         "unsched.",
         "speed ×",
         "cost ×",
+        "bound ms",
     ]);
     for mix in Mix::ALL.into_iter().filter(|m| only.is_empty() || only.iter().any(|n| n == m.name())) {
         for size in SIZES.into_iter().filter(|s| *s <= max_pods) {
             let pods = pods(mix, size);
-            let bound = lower_bound(&pods, &pools);
+            let (bound_time, bound) = time(|| lower_bound(&pods, &pools));
             let input = solve_input(&pods, &pools);
             let (ours_time, ours) = time(|| ballast(&input));
             let (base_time, base) = time(|| baseline(&pods, &pools));
@@ -77,6 +78,7 @@ fn main() {
             }
             row.push(format!("{:.2}", base_time.as_secs_f64() / ours_time.as_secs_f64()));
             row.push(format!("{:.3}", ours.cost / base.cost));
+            row.push(format!("{:.0}", bound_time.as_secs_f64() * 1000.0));
             table.add_row(row);
         }
     }

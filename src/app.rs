@@ -162,6 +162,8 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         );
     }
 
+    // The EC2 provider the node loops launch through; interruption tells it which spot pools reclaim.
+    let mut node_cloud = None;
     if node_loops.first_flag().is_some() {
         let (loops, cloud) = node_loops_over_ec2(
             &node_loops,
@@ -174,6 +176,7 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
             &mut registry,
         )
         .await?;
+        node_cloud = Some(cloud.clone());
         running.spawn(
             loops
                 .run(gate.clone(), shutdown.clone())
@@ -192,11 +195,13 @@ async fn run(args: RunArgs, log: LogHandle) -> anyhow::Result<ExitCode> {
         }
     }
 
-    #[cfg(feature = "aws")]
     if let Some(queue) = &interruption_queue {
         let metrics = ballast::interruption::InterruptionMetrics::default();
         metrics.register(registry.sub_registry_with_prefix("interruption"));
-        let controller = interruption_loop(queue, region.clone(), actuator.clone(), metrics).await?;
+        let mut controller = interruption_loop(queue, region.clone(), actuator.clone(), metrics).await?;
+        if let Some(cloud) = node_cloud.take() {
+            controller = controller.with_cloud(cloud);
+        }
         running.spawn(
             controller
                 .run(index.clone(), clock.clone(), gate.receiver(), shutdown.clone())
@@ -312,6 +317,12 @@ fn check_node_loops(flag: &str, args: &ProvisioningArgs) -> anyhow::Result<()> {
              new nodes join"
         );
     }
+    if args.cluster_service_cidr.is_none() || args.cluster_ca_bundle.is_none() {
+        warn!(
+            "without --cluster-service-cidr and --cluster-ca-bundle, AL2023 nodes join only if their \
+             NodeTemplate's userData carries a NodeConfig with spec.cluster.cidr and certificateAuthority"
+        );
+    }
     Ok(())
 }
 
@@ -348,17 +359,20 @@ async fn node_loops_over_ec2(
         name: cluster.cluster_name.clone(),
         endpoint: args.cluster_endpoint.clone().context("--cluster-endpoint is required")?,
         ca_bundle: args.cluster_ca_bundle.clone(),
-        service_cidr: None,
+        service_cidr: args.cluster_service_cidr.clone(),
     };
-    let settings = AwsSettings::new(cluster_info, format!("{}.{minor}", version.major));
+    let mut settings = AwsSettings::new(cluster_info, format!("{}.{minor}", version.major));
     // Region and credentials the standard way; AWS_ENDPOINT_URL (tests, private endpoints) is honoured too.
     let sdk = aws::load_sdk_config(cluster.region.clone(), None).await;
+    if let Some(region) = sdk.region() {
+        settings.region = region.to_string();
+    }
     let (templates, provisioners) = (index.clone(), index.clone());
     let lookups = Lookups {
         node_template: Arc::new(move |name| templates.snapshot().node_templates.get(name).cloned()),
         provisioner: Arc::new(move |name| provisioners.snapshot().provisioners.get(name).cloned()),
     };
-    let aws = AwsCloud::from_sdk_config(&sdk, settings, lookups, Catalog::bundled(), clock.clone());
+    let aws = AwsCloud::from_sdk_config(&sdk, settings, lookups, &Catalog::bundled(), clock.clone());
     aws.metrics().register(registry.sub_registry_with_prefix("aws"));
     let cloud: Arc<dyn CloudProvider> = Arc::new(aws);
     let kube_writes: Arc<dyn Actuator> = actuator.clone();
@@ -419,6 +433,16 @@ async fn interruption_loop(
         .with_context(|| format!("--interruption-queue={queue}: failed to open the queue"))?;
     info!(queue = %queue, url = %sqs.url(), "Handling interruption messages");
     Ok(ballast::interruption::Interruption::new(Arc::new(sqs), kube, metrics))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn interruption_loop(
+    _: &str,
+    _: Option<String>,
+    _: Arc<dyn ballast::actuator::Actuator>,
+    _: ballast::interruption::InterruptionMetrics,
+) -> anyhow::Result<ballast::interruption::Interruption> {
+    bail!("the interruption queue needs AWS support, and this build of ballast has none")
 }
 
 /// The Lease identity: the pod name, which the chart passes through the downward API.

@@ -6,7 +6,7 @@
 mod support;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -22,8 +22,7 @@ use aws_sdk_ec2::{
     types::{
         CreateFleetError, Filter, FleetLaunchTemplateOverrides, Image, Instance as Ec2Instance,
         InstanceLifecycleType, InstanceStateChange, InstanceTypeInfo, InstanceTypeOffering, LaunchTemplate,
-        LaunchTemplateAndOverridesResponse, ResourceType, SecurityGroup, SpotPrice, Subnet, Tag,
-        TagSpecification,
+        LaunchTemplateAndOverridesResponse, SecurityGroup, SpotPrice, Subnet,
     },
 };
 use aws_smithy_types::DateTime;
@@ -33,8 +32,8 @@ use ballast::{
     cloud::{
         CapacityType, Catalog, CloudError, CloudProvider, InstanceType, Offering,
         aws::{
-            AwsCloud, AwsSettings, ClusterInfo, Lookups,
-            sdk::{ApiResult, Ec2Api, SsmApi},
+            AwsClients, AwsCloud, AwsSettings, ClusterInfo, Lookups,
+            sdk::{ApiResult, Ec2Api},
         },
     },
     resources::Resources,
@@ -43,11 +42,10 @@ use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
 use support::{
     conformance::{Fixture, conformance_suite},
-    moto::{self, Moto},
+    moto::{self, Moto, Network, ZONES, seed_network},
 };
 
 const TYPES: [&str; 3] = ["c5.large", "m5.large", "m5.xlarge"];
-const ZONES: [&str; 2] = ["us-east-1a", "us-east-1b"];
 
 fn unique_cluster() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -55,7 +53,7 @@ fn unique_cluster() -> String {
 }
 
 /// On-demand prices for the test types (what `Catalog::bundled()` provides in production).
-fn price_table() -> Arc<Catalog> {
+fn price_table() -> Catalog {
     let price = |name: &str, price: f64| InstanceType {
         name: name.into(),
         capacity: Resources::default(),
@@ -67,83 +65,7 @@ fn price_table() -> Arc<Catalog> {
             available: true,
         }],
     };
-    Arc::new(Catalog::new(vec![
-        price("c5.large", 0.085),
-        price("m5.large", 0.096),
-        price("m5.xlarge", 0.192),
-    ]))
-}
-
-fn tag(key: &str, value: &str) -> Tag {
-    Tag::builder().key(key).value(value).build()
-}
-
-fn tagged(kind: ResourceType, tags: &[(&str, &str)]) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(kind)
-        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
-        .build()
-}
-
-/// A cluster's network in moto: a VPC with discoverable subnets in two zones (plus a smaller one in the first
-/// zone and an undiscoverable one in a third), a discoverable security group, and an x86_64 AMI.
-struct Network {
-    cluster: String,
-    /// zone → the subnet ballast should pick there.
-    subnets: BTreeMap<String, String>,
-    small_subnet: String,
-    security_group: String,
-    ami: String,
-}
-
-async fn seed(ec2: &aws_sdk_ec2::Client, cluster: &str) -> Network {
-    static NEXT_VPC: AtomicU64 = AtomicU64::new(0);
-    let octet = NEXT_VPC.fetch_add(1, Ordering::Relaxed) % 250;
-    let discovery = [("karpenter.sh/discovery", cluster)];
-    let vpc = ec2.create_vpc().cidr_block(format!("10.{octet}.0.0/16")).send().await.unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-    let subnet = |cidr: String, zone: &str, tags: &[(&str, &str)]| {
-        let req = ec2
-            .create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block(cidr)
-            .availability_zone(zone)
-            .tag_specifications(tagged(ResourceType::Subnet, tags));
-        async move { req.send().await.unwrap().subnet.unwrap().subnet_id.unwrap() }
-    };
-    let mut subnets = BTreeMap::new();
-    for (i, zone) in ZONES.iter().enumerate() {
-        subnets.insert(zone.to_string(), subnet(format!("10.{octet}.{i}.0/24"), zone, &discovery).await);
-    }
-    let small_subnet = subnet(format!("10.{octet}.10.0/28"), ZONES[0], &discovery).await;
-    subnet(format!("10.{octet}.11.0/24"), "us-east-1c", &[("other", "x")]).await;
-    let security_group = ec2
-        .create_security_group()
-        .group_name(format!("{cluster}-nodes"))
-        .description("nodes")
-        .vpc_id(&vpc_id)
-        .tag_specifications(tagged(ResourceType::SecurityGroup, &discovery))
-        .send()
-        .await
-        .unwrap()
-        .group_id
-        .unwrap();
-    ec2.create_security_group()
-        .group_name(format!("{cluster}-other"))
-        .description("not for nodes")
-        .vpc_id(&vpc_id)
-        .send()
-        .await
-        .unwrap();
-    let images = ec2
-        .describe_images()
-        .owners("amazon")
-        .filters(Filter::builder().name("architecture").values("x86_64").build())
-        .send()
-        .await
-        .unwrap();
-    let ami = images.images()[0].image_id().unwrap().to_string();
-    Network { cluster: cluster.to_string(), subnets, small_subnet, security_group, ami }
+    Catalog::new(vec![price("c5.large", 0.085), price("m5.large", 0.096), price("m5.xlarge", 0.192)])
 }
 
 fn node_template(name: &str, net: &Network, user_data: Option<&str>) -> NodeTemplate {
@@ -203,17 +125,25 @@ async fn harness_with(
     let config = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let cluster = unique_cluster();
-    let net = seed(&ec2, &cluster).await;
+    let net = seed_network(&ec2, &cluster).await;
     let templates = vec![
         node_template("default", &net, None),
         node_template("custom", &net, Some("#!/bin/bash\necho custom")),
     ];
+    // moto has no Pricing API (it answers 500): without retries the fallback to the table is immediate.
+    let pricing = aws_sdk_pricing::config::Builder::from(&config)
+        .retry_config(aws_sdk_pricing::config::retry::RetryConfig::disabled())
+        .build();
+    let clients = AwsClients {
+        ec2: wrap(Arc::new(ec2.clone())),
+        ssm: Arc::new(aws_sdk_ssm::Client::new(&config)),
+        pricing: Arc::new(aws_sdk_pricing::Client::from_conf(pricing)),
+    };
     let cloud = AwsCloud::new(
-        wrap(Arc::new(ec2.clone())),
-        Arc::new(aws_sdk_ssm::Client::new(&config)) as Arc<dyn SsmApi>,
+        clients,
         settings(&cluster),
         Lookups::fixed(templates, vec![provisioner()]),
-        price_table(),
+        &price_table(),
         clock,
     );
     Harness { moto, ec2, net, cloud: Arc::new(cloud) }
@@ -250,6 +180,30 @@ impl Harness {
 }
 
 conformance_suite!(harness().await.fixture());
+
+#[tokio::test]
+async fn on_demand_prices_fall_back_to_the_table_when_the_pricing_api_fails() {
+    let h = harness().await;
+    let catalog = h.cloud.catalog().await.unwrap();
+    let on_demand = |name: &str| {
+        let t = catalog.get(name).unwrap();
+        let prices: BTreeSet<String> = t
+            .offerings
+            .iter()
+            .filter(|o| o.capacity_type == CapacityType::OnDemand)
+            .map(|o| o.price.to_string())
+            .collect();
+        assert_eq!(prices.len(), 1, "{name}: one on-demand price in every zone: {prices:?}");
+        prices.first().unwrap().parse::<f64>().unwrap()
+    };
+    assert_eq!((on_demand("c5.large"), on_demand("m5.large"), on_demand("m5.xlarge")), (0.085, 0.096, 0.192));
+    // The failed GetProducts call is visible in the metrics.
+    let mut registry = prometheus_client::registry::Registry::with_prefix("aws");
+    h.cloud.metrics().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains(r#"aws_api_errors_total{operation="GetProducts""#), "{text}");
+}
 
 #[tokio::test]
 async fn discovers_subnets_and_security_groups_by_tag() {

@@ -1,6 +1,6 @@
 //! The requests `cloud::aws` sends through the real SDK clients, checked with `aws-smithy-mocks`: CreateFleet
 //! (type, target capacity, allocation strategies, ≤ 60 overrides, tags), AMI aliases through SSM, the relaunch
-//! after capacity errors, and how service errors are classified.
+//! after capacity errors, how service errors are classified, and on-demand prices from the Pricing API.
 #![cfg(feature = "aws-test-util")]
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -27,6 +27,7 @@ use aws_sdk_ec2::{
         SecurityGroup, SpotAllocationStrategy, SpotPrice, Subnet, UsageClassType, VCpuInfo,
     },
 };
+use aws_sdk_pricing::operation::get_products::{GetProductsError, GetProductsInput, GetProductsOutput};
 use aws_sdk_ssm::{
     operation::get_parameter::{GetParameterError, GetParameterOutput},
     types::{Parameter, error::ParameterNotFound},
@@ -38,7 +39,7 @@ use ballast::{
     cloud::{
         CapacityType, Catalog, CloudError, CloudProvider, InstanceType, LaunchOption, LaunchRequest,
         Offering,
-        aws::{AwsCloud, AwsSettings, ClusterInfo, Lookups},
+        aws::{AwsClients, AwsCloud, AwsSettings, ClusterInfo, Lookups},
     },
     resources::Resources,
 };
@@ -134,8 +135,8 @@ fn describe_rules(count: usize) -> Vec<Rule> {
     ]
 }
 
-fn price_table(count: usize) -> Arc<Catalog> {
-    Arc::new(Catalog::new(
+fn price_table(count: usize) -> Catalog {
+    Catalog::new(
         type_names(count)
             .into_iter()
             .enumerate()
@@ -151,7 +152,7 @@ fn price_table(count: usize) -> Arc<Catalog> {
                 }],
             })
             .collect(),
-    ))
+    )
 }
 
 /// An AL2 template (AMI through the SSM alias) discovering subnets and groups by tag.
@@ -181,17 +182,37 @@ fn ssm_client() -> aws_sdk_ssm::Client {
     mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[&found, &missing])
 }
 
+/// A Pricing client over `rules`, without retries.
+fn pricing_client(rules: &[&Rule]) -> aws_sdk_pricing::Client {
+    mock_client!(aws_sdk_pricing, RuleMode::MatchAny, rules, |c| c
+        .retry_config(aws_sdk_pricing::config::retry::RetryConfig::disabled()))
+}
+
+/// GetProducts denied, as without the `pricing:GetProducts` permission: the table's prices stand.
+fn denied_pricing() -> aws_sdk_pricing::Client {
+    let denied = mock!(aws_sdk_pricing::Client::get_products).then_error(|| {
+        GetProductsError::generic(
+            ErrorMetadata::builder().code("AccessDeniedException").message("not authorized").build(),
+        )
+    });
+    pricing_client(&[&denied])
+}
+
 fn cloud(ec2: Client) -> AwsCloud {
+    cloud_with_pricing(ec2, denied_pricing())
+}
+
+fn cloud_with_pricing(ec2: Client, pricing: aws_sdk_pricing::Client) -> AwsCloud {
     let settings = AwsSettings::new(
         ClusterInfo { name: "demo".into(), endpoint: "https://demo.example".into(), ..Default::default() },
         "1.30",
     );
+    let clients = AwsClients { ec2: Arc::new(ec2), ssm: Arc::new(ssm_client()), pricing: Arc::new(pricing) };
     AwsCloud::new(
-        Arc::new(ec2),
-        Arc::new(ssm_client()),
+        clients,
         settings,
         Lookups::fixed(vec![template()], Vec::new()),
-        price_table(40),
+        &price_table(40),
         Arc::new(SystemClock),
     )
 }
@@ -445,6 +466,93 @@ async fn capacity_errors_relaunch_without_the_failed_pools() {
     let m1 = catalog.get("m1.large").unwrap();
     assert!(m1.offerings.iter().filter(|o| o.capacity_type == CapacityType::Spot).all(|o| !o.available));
     assert!(m1.offerings.iter().filter(|o| o.capacity_type == CapacityType::OnDemand).all(|o| o.available));
+}
+
+/// A price list item as GetProducts returns it (trimmed to the fields that matter).
+fn price_item(kind: &str, usd: f64) -> String {
+    serde_json::json!({
+        "product": {"productFamily": "Compute Instance", "attributes": {"instanceType": kind}},
+        "terms": {"OnDemand": {"T.JRTCKXETXF": {"priceDimensions": {
+            "T.JRTCKXETXF.6YS6EN2CT7": {"unit": "Hrs", "pricePerUnit": {"USD": format!("{usd:.10}")}}
+        }}}}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn on_demand_prices_come_from_the_pricing_api_paged_and_override_the_table() {
+    let seen: Arc<Mutex<Vec<GetProductsInput>>> = Arc::default();
+    let record = |seen: &Arc<Mutex<Vec<GetProductsInput>>>, r: &GetProductsInput| {
+        seen.lock().push(r.clone());
+    };
+    let shared = |r: &GetProductsInput| r.filters().iter().any(|f| f.value() == "Shared");
+    let (s1, s2, s3) = (seen.clone(), seen.clone(), seen.clone());
+    let first_page = mock!(aws_sdk_pricing::Client::get_products)
+        .match_requests(move |r| {
+            shared(r) && r.next_token().is_none() && {
+                record(&s1, r);
+                true
+            }
+        })
+        .then_output(|| {
+            GetProductsOutput::builder().price_list(price_item("m1.large", 0.5)).next_token("page-2").build()
+        });
+    let second_page = mock!(aws_sdk_pricing::Client::get_products)
+        .match_requests(move |r| {
+            shared(r) && r.next_token() == Some("page-2") && {
+                record(&s2, r);
+                true
+            }
+        })
+        .then_output(|| GetProductsOutput::builder().price_list(price_item("m2.large", 0.6)).build());
+    let bare_metal = mock!(aws_sdk_pricing::Client::get_products)
+        .match_requests(move |r| {
+            !shared(r) && {
+                record(&s3, r);
+                true
+            }
+        })
+        .then_output(|| GetProductsOutput::builder().build());
+    let pricing = pricing_client(&[&first_page, &second_page, &bare_metal]);
+    let cloud = cloud_with_pricing(ec2_client(Vec::new(), 3), pricing);
+
+    let catalog = cloud.catalog().await.unwrap();
+    let on_demand = |name: &str| {
+        let t = catalog.get(name).unwrap();
+        t.offerings.iter().find(|o| o.capacity_type == CapacityType::OnDemand).unwrap().price
+    };
+    // m1 and m2 from the API (table: 0.1, 0.2), m3 from the table.
+    assert_eq!((on_demand("m1.large"), on_demand("m2.large"), on_demand("m3.large")), (0.5, 0.6, 0.1 * 3.0));
+
+    let seen = seen.lock();
+    assert_eq!(seen.len(), 3, "two pages of shared tenancy, one of bare metal");
+    for request in seen.iter() {
+        assert_eq!(request.service_code(), Some("AmazonEC2"));
+        assert_eq!(request.max_results(), Some(100));
+        let filters: BTreeMap<&str, &str> =
+            request.filters().iter().map(|f| (f.field(), f.value())).collect();
+        assert!(request.filters().iter().all(|f| f.r#type().as_str() == "TERM_MATCH"));
+        assert_eq!(filters["regionCode"], "us-east-1");
+        assert_eq!(filters["operatingSystem"], "Linux");
+        assert_eq!(filters["marketoption"], "OnDemand");
+        assert_eq!(filters["capacitystatus"], "Used");
+        assert_eq!(filters["preInstalledSw"], "NA");
+    }
+    let families: Vec<_> = seen
+        .iter()
+        .flat_map(|r| r.filters().iter().filter(|f| f.field() == "productFamily").map(|f| f.value()))
+        .collect();
+    assert_eq!(families, ["Compute Instance", "Compute Instance", "Compute Instance (bare metal)"]);
+}
+
+#[tokio::test]
+async fn a_denied_pricing_api_leaves_the_table_prices() {
+    let cloud = cloud(ec2_client(Vec::new(), 2));
+    let catalog = cloud.catalog().await.unwrap();
+    let m2 = catalog.get("m2.large").unwrap();
+    let on_demand: Vec<f64> =
+        m2.offerings.iter().filter(|o| o.capacity_type == CapacityType::OnDemand).map(|o| o.price).collect();
+    assert_eq!(on_demand, [0.2, 0.2]);
 }
 
 #[tokio::test]

@@ -6,7 +6,10 @@ mod support;
 use std::sync::Arc;
 
 use ballast::{api::labels, resources::NVIDIA_GPU};
-use support::{BenchPool, GROUP_SIZE, INSTANCE_TYPES, Mix, baseline, bench_pools, lower_bound, pods};
+use support::{
+    BenchPool, GROUP_SIZE, INSTANCE_TYPES, Mix, ballast, baseline, bench_pools, lower_bound, pods,
+    solve_input,
+};
 
 fn type_names(pools: &[BenchPool]) -> Vec<String> {
     pools.iter().flat_map(|p| p.types.iter().map(|t| t.instance_type.name.clone())).collect()
@@ -38,6 +41,10 @@ fn baseline_honours_constraints_and_costs_at_least_the_bound() {
         assert_eq!(outcome.unschedulable, 0, "{}", mix.name());
         let bound = lower_bound(&pods, &pools).unwrap();
         assert!(outcome.cost >= bound, "{}: {} < bound {bound}", mix.name(), outcome.cost);
+        // So does ballast's schedule: every valid one does.
+        let ours = ballast(&solve_input(&pods, &pools));
+        assert_eq!(ours.unschedulable, 0, "{}", mix.name());
+        assert!(ours.cost >= bound, "{}: ballast {} < bound {bound}", mix.name(), ours.cost);
     }
     // Self anti-affinity on hostname: a deployment of 50 needs 50 nodes.
     assert_eq!(baseline(&pods(Mix::AntiAffinity, GROUP_SIZE), &pools).nodes, GROUP_SIZE);

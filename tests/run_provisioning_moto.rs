@@ -7,53 +7,15 @@ mod support;
 
 use std::{
     process::{Command, Stdio},
-    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use serde_json::{Value, json};
 use support::{
     kube_api::FakeKube,
-    moto,
+    moto::{self, seed_network},
     process::{Running, write_kubeconfig},
 };
-
-fn tagged(kind: ResourceType, key: &str, value: &str) -> TagSpecification {
-    TagSpecification::builder().resource_type(kind).tags(Tag::builder().key(key).value(value).build()).build()
-}
-
-/// A discoverable subnet and security group for `cluster`, and an x86_64 AMI id.
-async fn seed_network(ec2: &aws_sdk_ec2::Client, cluster: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(100);
-    let octet = NEXT.fetch_add(1, Ordering::Relaxed);
-    let vpc = ec2.create_vpc().cidr_block(format!("10.{octet}.0.0/16")).send().await.unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-    ec2.create_subnet()
-        .vpc_id(&vpc_id)
-        .cidr_block(format!("10.{octet}.0.0/24"))
-        .availability_zone("us-east-1a")
-        .tag_specifications(tagged(ResourceType::Subnet, "karpenter.sh/discovery", cluster))
-        .send()
-        .await
-        .unwrap();
-    ec2.create_security_group()
-        .group_name(format!("{cluster}-nodes"))
-        .description("nodes")
-        .vpc_id(&vpc_id)
-        .tag_specifications(tagged(ResourceType::SecurityGroup, "karpenter.sh/discovery", cluster))
-        .send()
-        .await
-        .unwrap();
-    let images = ec2
-        .describe_images()
-        .owners("amazon")
-        .filters(Filter::builder().name("architecture").values("x86_64").build())
-        .send()
-        .await
-        .unwrap();
-    images.images()[0].image_id().unwrap().to_string()
-}
 
 fn pod(name: &str) -> Value {
     json!({
@@ -69,7 +31,7 @@ async fn pending_pods_become_a_node_claim_and_a_tagged_instance_in_moto() {
     let moto = moto::shared();
     let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config().await);
     let cluster = format!("e2e{}", std::process::id());
-    let ami = seed_network(&ec2, &cluster).await;
+    let ami = seed_network(&ec2, &cluster).await.ami;
 
     let kube = FakeKube::new();
     kube.insert(

@@ -94,6 +94,15 @@ fn a_spot_interruption_drains_and_replaces_the_node_before_the_reclaim_with_no_p
         .find(|e| at(e) >= at(notice) && matches!(e.event, Event::Launched { .. }))
         .unwrap_or_else(|| panic!("no replacement launched:\n{text}"));
     assert!(at(replacement) < reclaim, "replacement at {}s, reclaim at {reclaim}s:\n{text}", at(replacement));
+    // ... and not into the spot pool that is being reclaimed.
+    let interrupted_pool = report
+        .nodes
+        .iter()
+        .find(|n| &n.name == interrupted)
+        .map(|n| (n.instance_type.clone(), n.zone.clone()))
+        .unwrap_or_else(|| panic!("no record of {interrupted}:\n{text}"));
+    let Event::Launched { instance_type, zone, .. } = &replacement.event else { unreachable!() };
+    assert_ne!((instance_type.clone(), zone.clone()), interrupted_pool, "{text}");
     let terminated = report
         .timeline
         .iter()

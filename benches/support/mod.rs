@@ -25,8 +25,7 @@ use ballast::{
     scheduling::{
         NodePoolTemplate, PoolInstanceType, SolveInput,
         allocatable::{DEFAULT_VM_MEMORY_OVERHEAD_PERCENT, KubeletSettings, allocatable},
-        bound::{self, Candidate},
-        solve,
+        bound, solve,
     },
 };
 use jiff::Timestamp;
@@ -105,19 +104,10 @@ pub fn bench_pools() -> Vec<BenchPool> {
     ]
 }
 
-/// The LP lower bound over every type of every pool (it ignores which pool a pod may use, so it stays valid).
+/// `scheduling::bound`'s lower bound for `pods` on new nodes of the bench pools (taints and node selectors
+/// decide which pool types a pod may use; topology and zones are relaxed).
 pub fn lower_bound(pods: &[Arc<Pod>], pools: &[BenchPool]) -> Option<f64> {
-    let demand: Resources = pods.iter().map(|p| &p.requests).sum();
-    let candidates: Vec<Candidate> = pools
-        .iter()
-        .flat_map(|p| &p.types)
-        .map(|t| Candidate {
-            name: t.instance_type.name.clone(),
-            allocatable: t.allocatable.clone(),
-            price: t.price,
-        })
-        .collect();
-    bound::lower_bound(&demand, &candidates).ok()
+    bound::lower_bound_on_pools(pods, &solve_input(&[], pools).pools).ok()
 }
 
 // === Pods ===

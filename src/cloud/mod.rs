@@ -197,4 +197,9 @@ pub trait CloudProvider: Send + Sync {
 
     /// Every instance ballast launched in this cluster (found by tag), for garbage collection.
     async fn list(&self) -> Result<Vec<Instance>>;
+
+    /// Keeps the offering out of catalogs and launches for a while, as a capacity error does (Karpenter's
+    /// unavailable-offerings cache): a spot pool that is reclaiming one instance is likely to reclaim the
+    /// replacement too. Providers without such a cache ignore it.
+    fn mark_unavailable(&self, _instance_type: &str, _zone: &str, _capacity_type: CapacityType) {}
 }

@@ -448,6 +448,11 @@ impl CloudProvider for SimCloud {
             .ok_or_else(|| CloudError::NotFound(provider_id.to_string()))
     }
 
+    fn mark_unavailable(&self, instance_type: &str, zone: &str, capacity_type: CapacityType) {
+        let key = OfferingKey { instance_type: instance_type.into(), zone: zone.into(), capacity_type };
+        self.state.lock().unavailable.insert(key, self.clock.now() + UNAVAILABLE_TTL);
+    }
+
     async fn list(&self) -> Result<Vec<Instance>> {
         Ok(self.state.lock().instances.values().map(|s| s.instance.clone()).collect())
     }

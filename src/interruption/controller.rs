@@ -18,6 +18,7 @@ use crate::{
     actuator::{self, Actuator, EventRecord, EventType},
     api::NodeClaim,
     clock::Clock,
+    cloud::{CapacityType, CloudProvider},
     disruption::controller::disruption_taint,
     state::{Cluster, Snapshot},
 };
@@ -45,6 +46,8 @@ pub struct Report {
 pub struct Interruption {
     queue: Arc<dyn InterruptionQueue>,
     kube: Arc<dyn Actuator>,
+    /// Told which spot pools are reclaiming, when set.
+    cloud: Option<Arc<dyn CloudProvider>>,
     metrics: InterruptionMetrics,
 }
 
@@ -54,7 +57,13 @@ impl Interruption {
         kube: Arc<dyn Actuator>,
         metrics: InterruptionMetrics,
     ) -> Self {
-        Self { queue, kube, metrics }
+        Self { queue, kube, cloud: None, metrics }
+    }
+
+    /// Marks the spot pools of interrupted instances unavailable in `cloud`, so replacements avoid them.
+    pub fn with_cloud(mut self, cloud: Arc<dyn CloudProvider>) -> Self {
+        self.cloud = Some(cloud);
+        self
     }
 
     pub fn metrics(&self) -> &InterruptionMetrics {
@@ -135,6 +144,10 @@ impl Interruption {
     }
 
     async fn act(&self, step: &Step) -> actuator::Result<()> {
+        if let (Some(cloud), Some((instance_type, zone))) = (&self.cloud, &step.reclaimed_spot_pool) {
+            info!(%instance_type, %zone, "Spot pool reclaiming: keeping it out of launches for a while");
+            cloud.mark_unavailable(instance_type, zone, CapacityType::Spot);
+        }
         match step.action {
             Action::Drain => {
                 info!(step = %step.describe(), "Interruption: draining");

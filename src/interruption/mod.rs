@@ -8,7 +8,9 @@
 //!   now — the node is tainted at once and its NodeClaim deleted, so the termination finalizer evicts its
 //!   pods (respecting PDBs) and terminates the instance, while the provisioner plans capacity for the
 //!   node's pods as soon as the node is terminating (it schedules the pods of terminating nodes, as
-//!   Karpenter does), which starts the replacement well inside the two-minute warning;
+//!   Karpenter does), which starts the replacement well inside the two-minute warning; a spot interruption
+//!   also keeps the instance's spot pool (type × zone) out of launches for 3 minutes, so the replacement
+//!   does not land in the pool that is being reclaimed;
 //! - rebalance recommendation: an Event only (Karpenter's default);
 //! - unrelated events and instances ballast does not manage: nothing.
 //!
@@ -31,7 +33,7 @@ pub use self::{
     metrics::InterruptionMetrics,
     queue::{InterruptionQueue, MemoryQueue, QueueError, RawMessage},
 };
-use crate::{cloud::sim::instance_id, disruption::candidate::provisioner_of, state::Snapshot};
+use crate::{api::labels, cloud::sim::instance_id, disruption::candidate::provisioner_of, state::Snapshot};
 
 /// What to do about one instance named by a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,6 +73,9 @@ pub struct Step {
     pub state: Option<String>,
     /// How long ago the event happened.
     pub age: SignedDuration,
+    /// (instance type, zone) of a spot instance being reclaimed: that spot pool is kept out of launches
+    /// for a while, so the replacement lands elsewhere.
+    pub reclaimed_spot_pool: Option<(String, String)>,
 }
 
 impl Step {
@@ -162,6 +167,9 @@ pub fn plan(snap: &Snapshot, messages: &[Message], now: Timestamp) -> Plan {
                     }
                 }
             };
+            let reclaimed_spot_pool = (message.kind == Kind::SpotInterruption)
+                .then(|| spot_pool(snap, claim.as_deref(), node.as_deref()))
+                .flatten();
             steps.push(Step {
                 message: index,
                 kind: message.kind,
@@ -171,10 +179,20 @@ pub fn plan(snap: &Snapshot, messages: &[Message], now: Timestamp) -> Plan {
                 action,
                 state: message.state.clone(),
                 age: now.duration_since(message.time),
+                reclaimed_spot_pool,
             });
         }
     }
     Plan { steps }
+}
+
+/// The (instance type, zone) of the claim's or node's instance, from their well-known labels.
+fn spot_pool(snap: &Snapshot, claim: Option<&str>, node: Option<&str>) -> Option<(String, String)> {
+    let from = |labels: &BTreeMap<String, String>| {
+        Some((labels.get(labels::INSTANCE_TYPE)?.clone(), labels.get(labels::ZONE)?.clone()))
+    };
+    node.and_then(|n| from(&snap.nodes.get(n)?.labels))
+        .or_else(|| from(snap.node_claims.get(claim?)?.metadata.labels.as_ref()?))
 }
 
 #[cfg(test)]

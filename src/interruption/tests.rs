@@ -77,6 +77,10 @@ fn each_kind_maps_to_its_action_on_the_claim_and_node() {
     );
     assert_eq!((spot.message, spot.age), (0, SignedDuration::from_secs(3)));
     assert_eq!(plan.steps[4].message, 5);
+    // Only a spot interruption names the pool to avoid.
+    let pools: Vec<_> = plan.steps.iter().map(|s| s.reclaimed_spot_pool.clone()).collect();
+    let reclaimed = Some(("m5.large".to_string(), "us-east-1a".to_string()));
+    assert_eq!(pools, [reclaimed, None, None, None, None]);
 }
 
 #[test]

@@ -33,6 +33,10 @@ pub struct ProvisioningArgs {
     /// Base64 CA bundle of the cluster endpoint, passed to the nodes' bootstrap.
     #[arg(long, env = "BALLAST_CLUSTER_CA_BUNDLE")]
     pub cluster_ca_bundle: Option<String>,
+    /// The cluster's service CIDR (`aws eks describe-cluster --query cluster.kubernetesNetworkConfig`), e.g.
+    /// 10.100.0.0/16. AL2023 nodes need it (nodeadm's `spec.cluster.cidr`) unless NodeTemplate userData sets it.
+    #[arg(long, env = "BALLAST_CLUSTER_SERVICE_CIDR")]
+    pub cluster_service_cidr: Option<String>,
 }
 
 impl ProvisioningArgs {

@@ -1,30 +1,63 @@
 //! A lower bound on the $/h needed to host a set of pods: no schedule, however clever, is cheaper.
 //!
-//! It is the LP relaxation of "buy nodes whose total allocatable covers the total demand": minimise
-//! `Σ price_t · x_t` subject to `Σ allocatable_t,r · x_t ≥ demand_r` for every resource `r` the pods request
-//! (cpu, memory, pods, ephemeral storage, GPUs, …) with fractional `x_t ≥ 0`. Relaxing integrality, bin
-//! packing and every placement constraint can only lower the optimum, so it bounds any real solution. It is
-//! tighter than the per-resource bound `max_r demand_r × min_t price_t / allocatable_t,r` because one node
-//! type must supply cpu and memory together.
+//! Pods are grouped into classes: identical requests and the same candidate instance types (types some pool
+//! the pods tolerate launches, whose labels do not contradict the pods' node requirements). The bound is the
+//! LP relaxation of assigning pods to nodes. With `x_{c,t}` pods of class `c` on nodes of type `t` and
+//! `y_t` nodes of type `t`, both fractional:
 //!
-//! We solve the LP's dual, `max Σ demand_r · y_r` s.t. `Σ_r allocatable_t,r · y_r ≤ price_t`, with a dense
-//! simplex (one row per type, one column per requested resource; the origin is feasible since prices are
-//! ≥ 0). Any dual-feasible `y` is a valid bound (weak duality), so after solving we scale `y` down until it
-//! satisfies every row exactly, which keeps floating-point error from ever overstating the bound.
+//! ```text
+//! minimise Σ_t price_t · y_t  subject to
+//!   Σ_t x_{c,t} = n_c                              every pod is hosted
+//!   Σ_c req_{c,r} · x_{c,t} ≤ alloc_{t,r} · y_t    for every resource r (cpu, memory, pods, GPUs, …)
+//!   x_{c,t} ≤ fit_{c,t} · y_t                      a node of t holds at most fit_{c,t} pods of c
+//! ```
+//!
+//! where `x_{c,t}` exists only for candidates `t` of `c` that hold at least one pod of `c` (`fit_{c,t}` is
+//! how many fit alone). Every real schedule is an integer point of this polytope, so the optimum bounds its
+//! cost. What it relaxes: integrality (nodes are bought fractionally, so a pod shape only pays its share of
+//! a node), how shapes mix on a node beyond these inequalities, and every placement constraint other than
+//! taints and node labels (topology, zones, limits, daemonsets, existing nodes). Since some node must host
+//! each pod, the bound is also at least the price of the cheapest type one pod of any class fits.
+//!
+//! The LP is solved on its dual with `microlp` (a maintained pure-Rust simplex; the hand-written dense
+//! tableau this module used before does not scale to a row per class × type pair):
+//!
+//! ```text
+//! maximise Σ_c n_c · u_c  subject to
+//!   u_c ≤ Σ_r req_{c,r} · w_{t,r} + v_{c,t}                   every pair (c, t)
+//!   Σ_r alloc_{t,r} · w_{t,r} + Σ_c fit_{c,t} · v_{c,t} ≤ price_t   every type t,     w, v ≥ 0
+//! ```
+//!
+//! Any `w, v ≥ 0` yield a bound by weak duality once each type's row is scaled down to hold and `u_c` is the
+//! minimum of its pairs' right-hand sides. We recompute exactly that from the solver's `w, v`, so solver
+//! inaccuracy can only make the bound weaker, never wrong; a relative margin of [`ROUNDING_MARGIN`] covers
+//! the rounding of those last sums. Types another type dominates (no dearer, at least as much of every
+//! resource, a candidate for every class it is) are left out: copying the dominator's `w, v` keeps their
+//! rows feasible, so the bound stays valid and the LP shrinks several-fold on real catalogs.
 
-use std::collections::BTreeMap;
+use std::{collections::HashMap, sync::Arc};
+
+use microlp::{ComparisonOp, OptimizationDirection, Problem, Variable};
 
 use crate::{
-    cloud::{Catalog, InstanceType, Offering},
-    resources::Resources,
+    api::labels,
+    model::{Pod, Taint},
+    resources::{CPU, Resources},
 };
 
-use super::allocatable::{KubeletSettings, allocatable};
+use super::{
+    classes::pod_alternatives, requirements::Requirements, taints::first_untolerated,
+    template::NodePoolTemplate,
+};
+
+/// Relative amount the certified bound is lowered by, for floating-point rounding in the sums that
+/// certify it (each is exact to ~1e-13 relative).
+pub const ROUNDING_MARGIN: f64 = 1e-9;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
-    #[error("failed to bound the cost: no allowed instance type offers {resource}")]
-    Unhostable { resource: String },
+    #[error("failed to solve the lower-bound LP: {0}")]
+    Solver(String),
 }
 
 /// One instance type as the bound sees it: what pods may use on it and its cheapest allowed price.
@@ -36,156 +69,308 @@ pub struct Candidate {
     pub price: f64,
 }
 
-/// Candidates from `catalog`: types with at least one available offering that `allow` accepts (e.g. a
-/// Provisioner's requirements), priced at the cheapest such offering, with allocatable after `kubelet`
-/// and `vm_overhead_percent`, minus `daemon_overhead` (daemonset pods every node runs).
-pub fn candidates(
-    catalog: &Catalog,
-    kubelet: &KubeletSettings,
-    vm_overhead_percent: f64,
-    daemon_overhead: &Resources,
-    allow: impl Fn(&InstanceType, &Offering) -> bool,
-) -> Vec<Candidate> {
-    catalog
-        .instance_types
-        .iter()
-        .filter_map(|t| {
-            let offering = t.cheapest_offering(|o| allow(t, o))?;
-            let room = allocatable(t, kubelet, vm_overhead_percent).saturating_sub(daemon_overhead);
-            Some(Candidate { name: t.name.clone(), allocatable: room, price: offering.price })
-        })
-        .collect()
+/// `count` pods with identical `requests` that may run on the candidates at these indices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodClass {
+    pub requests: Resources,
+    pub count: usize,
+    pub candidates: Vec<usize>,
 }
 
-/// The LP lower bound in $/h on hosting pods whose requests sum to `demand` on `candidates`.
-pub fn lower_bound(demand: &Resources, candidates: &[Candidate]) -> Result<f64, Error> {
-    let prices = dual_prices(demand, candidates)?;
-    Ok(prices.iter().map(|(r, y)| demand.get(r) as f64 * y).sum::<f64>().max(0.0))
-}
-
-/// The LP's dual solution: a price in $/h per unit of each resource `demand` requests, such that no
-/// candidate's allocatable is worth more than its price and the demand is worth [`lower_bound`]. The
-/// types worth exactly their price are the ones an optimal (fractional) fleet buys.
-pub fn dual_prices(demand: &Resources, candidates: &[Candidate]) -> Result<BTreeMap<String, f64>, Error> {
-    check_hostable(demand, candidates)?;
-    let resources: Vec<(&str, f64)> =
-        demand.iter().map(|(r, d)| (r, d as f64)).filter(|(_, d)| *d > 0.0).collect();
-    if resources.is_empty() {
-        return Ok(BTreeMap::new());
+/// The lower bound in $/h on hosting `classes` on nodes of `candidates`. Classes no candidate can hold a
+/// pod of are left out: no schedule hosts them either.
+pub fn lower_bound(classes: &[PodClass], candidates: &[Candidate]) -> Result<f64, Error> {
+    let lp = AssignmentLp::new(classes, candidates);
+    if lp.pairs.is_empty() {
+        return Ok(0.0);
     }
-    // Column r of row t: the share of the whole demand for r that one node of t supplies. With z_r = demand_r ·
-    // y_r the objective is Σ z_r and all coefficients are of similar magnitude.
-    let rows: Vec<(Vec<f64>, f64)> = candidates
-        .iter()
-        .map(|c| {
-            (
-                resources.iter().map(|(r, d)| c.allocatable.get(r).max(0) as f64 / d).collect::<Vec<_>>(),
-                c.price,
-            )
-        })
-        .filter(|(a, _)| a.iter().any(|v| *v > 0.0))
-        .collect();
-    let mut z = maximize_unit_objective(&rows, resources.len());
-    // Restore exact dual feasibility.
-    let worst = rows
-        .iter()
-        .map(|(a, price)| {
-            let used: f64 = a.iter().zip(&z).map(|(a, z)| a * z).sum();
-            if *price > 0.0 {
-                used / price
-            } else if used > 0.0 {
-                f64::INFINITY
-            } else {
-                0.0
+    let (w, v) = lp.solve_dual()?;
+    let values = lp.certify(&w, &v);
+    let total: f64 = values.iter().zip(&lp.counts).map(|(u, n)| u * n).sum();
+    Ok((total * (1.0 - ROUNDING_MARGIN)).max(lp.cheapest_single_node()))
+}
+
+/// [`lower_bound`] for hosting `pods` on new nodes of `pools` (see [`PoolCandidates`]).
+pub fn lower_bound_on_pools(pods: &[Arc<Pod>], pools: &[NodePoolTemplate]) -> Result<f64, Error> {
+    let candidates = PoolCandidates::new(pools);
+    lower_bound(&candidates.classes(pods), &candidates.candidates)
+}
+
+/// The candidates of a set of pools, as `solve` would launch them: each pool type at its cheapest
+/// offering the pool's zone and capacity-type requirements allow, with the allocatable the pool gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolCandidates {
+    pub candidates: Vec<Candidate>,
+    /// Per candidate, the taints of its pool.
+    taints: Vec<Vec<Taint>>,
+    /// Per candidate, what its nodes are known to carry: the pool's requirements and the type's labels.
+    nodes: Vec<Requirements>,
+}
+
+impl PoolCandidates {
+    pub fn new(pools: &[NodePoolTemplate]) -> Self {
+        let mut out = Self { candidates: Vec::new(), taints: Vec::new(), nodes: Vec::new() };
+        for pool in pools {
+            let zones = pool.requirements.get(labels::ZONE);
+            let capacity_types = pool.requirements.get(labels::CAPACITY_TYPE);
+            for t in &pool.instance_types {
+                let it = &t.instance_type;
+                let offering = it.cheapest_offering(|o| {
+                    zones.is_none_or(|z| z.has(&o.zone))
+                        && capacity_types.is_none_or(|c| c.has(o.capacity_type.as_str()))
+                });
+                let Some(offering) = offering else { continue };
+                out.candidates.push(Candidate {
+                    name: it.name.clone(),
+                    allocatable: t.allocatable.clone(),
+                    price: offering.price,
+                });
+                out.taints.push(pool.taints.clone());
+                out.nodes.push(pool.requirements.intersect(&Requirements::from_labels(&it.labels)));
             }
-        })
-        .fold(0.0, f64::max);
-    if worst > 1.0 {
-        z.iter_mut().for_each(|v| *v /= worst);
+        }
+        out
     }
-    Ok(resources.iter().zip(&z).map(|((r, d), z)| (r.to_string(), z.max(0.0) / d)).collect())
+
+    /// `pods` as classes over these candidates: a candidate is allowed to a pod that tolerates its pool's
+    /// taints and whose node requirements its labels and pool requirements do not contradict. Pods with
+    /// invalid requirements are left out (nothing hosts them).
+    pub fn classes(&self, pods: &[Arc<Pod>]) -> Vec<PodClass> {
+        // Pods that see the same candidates: same requests, tolerations and node requirements.
+        let mut shapes: Vec<(&Pod, usize)> = Vec::new();
+        for pod in pods {
+            let same = |rep: &Pod| {
+                rep.requests == pod.requests
+                    && rep.tolerations == pod.tolerations
+                    && rep.node_selector == pod.node_selector
+                    && rep.affinity.node.required == pod.affinity.node.required
+            };
+            match shapes.iter_mut().find(|(rep, _)| same(rep)) {
+                Some((_, count)) => *count += 1,
+                None => shapes.push((pod, 1)),
+            }
+        }
+        let mut classes: Vec<PodClass> = Vec::new();
+        let mut index: HashMap<(Resources, Vec<usize>), usize> = HashMap::new();
+        for (pod, count) in shapes {
+            let Ok(alternatives) = pod_alternatives(pod, &[]) else { continue };
+            let allowed: Vec<usize> = (0..self.candidates.len())
+                .filter(|&i| {
+                    first_untolerated(&pod.tolerations, &self.taints[i], false).is_none()
+                        && alternatives.iter().any(|alt| !contradicts(alt, &self.nodes[i]))
+                })
+                .collect();
+            let key = (pod.requests.clone(), allowed);
+            match index.get(&key) {
+                Some(&c) => classes[c].count += count,
+                None => {
+                    index.insert(key.clone(), classes.len());
+                    classes.push(PodClass { requests: key.0, count, candidates: key.1 });
+                }
+            }
+        }
+        classes
+    }
 }
 
-/// The per-resource fractional bounds `demand_r × min_t price_t / allocatable_t,r`: each is at most
-/// [`lower_bound`]; they show which resource drives the cost.
-pub fn per_resource_bounds(
-    demand: &Resources,
-    candidates: &[Candidate],
-) -> Result<BTreeMap<String, f64>, Error> {
-    check_hostable(demand, candidates)?;
-    let mut out = BTreeMap::new();
-    for (r, d) in demand.iter().filter(|(_, d)| *d > 0) {
-        let cheapest = candidates
+/// True when a pod requirement certainly excludes the node: a key both define with no value in common.
+/// Keys only the pod names are assumed satisfiable (that can only lower the bound).
+fn contradicts(pod: &Requirements, node: &Requirements) -> bool {
+    pod.iter().any(|(k, want)| node.get(k).is_some_and(|have| want.intersect(have).is_unsatisfiable()))
+}
+
+/// One class that can be hosted, one candidate that can hold its pods, how many fit alone.
+struct Pair {
+    class: usize,
+    ty: usize,
+    fit: f64,
+}
+
+/// The LP's data in solver units: each resource divided by its largest allocatable, so coefficients are of
+/// similar magnitude whatever the unit (millicores, bytes, pod slots).
+struct AssignmentLp {
+    /// Pods per class.
+    counts: Vec<f64>,
+    /// Per class, its request of each resource.
+    requests: Vec<Vec<f64>>,
+    /// Per candidate, its allocatable of each resource.
+    allocatable: Vec<Vec<f64>>,
+    prices: Vec<f64>,
+    /// Pairs of non-dominated candidates, by class then candidate.
+    pairs: Vec<Pair>,
+}
+
+impl AssignmentLp {
+    fn new(classes: &[PodClass], candidates: &[Candidate]) -> Self {
+        let mut resources: Vec<&str> = Vec::new();
+        for class in classes.iter().filter(|c| c.count > 0) {
+            for (r, amount) in class.requests.iter() {
+                if amount > 0 && !resources.contains(&r) {
+                    resources.push(r);
+                }
+            }
+        }
+        if resources.is_empty() {
+            // Pods that request nothing still need a node: count them against cpu (they request none).
+            resources.push(CPU);
+        }
+        let scale: Vec<f64> = resources
             .iter()
-            .filter(|c| c.allocatable.get(r) > 0)
-            .map(|c| c.price / c.allocatable.get(r) as f64)
-            .fold(f64::INFINITY, f64::min);
-        out.insert(r.to_string(), cheapest * d as f64);
-    }
-    Ok(out)
-}
-
-fn check_hostable(demand: &Resources, candidates: &[Candidate]) -> Result<(), Error> {
-    match demand.iter().find(|(r, d)| *d > 0 && !candidates.iter().any(|c| c.allocatable.get(r) > 0)) {
-        Some((r, _)) => Err(Error::Unhostable { resource: r.to_string() }),
-        None => Ok(()),
-    }
-}
-
-/// `max Σ z` subject to `a_t · z ≤ b_t` for each row `(a_t, b_t)`, `z ≥ 0`, with `b ≥ 0`: a dense tableau
-/// simplex with Bland's rule (no cycling on the many degenerate rows of similar instance types).
-fn maximize_unit_objective(rows: &[(Vec<f64>, f64)], columns: usize) -> Vec<f64> {
-    const EPS: f64 = 1e-12;
-    let m = rows.len();
-    let width = columns + m + 1; // structural, slack, right-hand side
-    let rhs = width - 1;
-    let mut tableau = vec![0.0; m * width];
-    for (i, (a, b)) in rows.iter().enumerate() {
-        tableau[i * width..i * width + columns].copy_from_slice(a);
-        tableau[i * width + columns + i] = 1.0;
-        tableau[i * width + rhs] = b.max(0.0);
-    }
-    // Reduced costs of the objective row (maximisation: a positive entry can still improve).
-    let mut reduced = vec![0.0; width];
-    reduced[..columns].iter_mut().for_each(|c| *c = 1.0);
-    let mut basis: Vec<usize> = (columns..columns + m).collect();
-    // Bland's rule terminates; the cap only guards against a numerical pathology.
-    for _ in 0..100 * (m + columns) {
-        let Some(enter) = (0..rhs).find(|&j| reduced[j] > EPS) else { break };
-        let leave = (0..m).filter(|&i| tableau[i * width + enter] > EPS).min_by(|&i, &k| {
-            let ri = tableau[i * width + rhs] / tableau[i * width + enter];
-            let rk = tableau[k * width + rhs] / tableau[k * width + enter];
-            ri.total_cmp(&rk).then(basis[i].cmp(&basis[k]))
-        });
-        let Some(leave) = leave else { break }; // unbounded: cannot happen once every column has a supplier
-        let pivot = tableau[leave * width + enter];
-        tableau[leave * width..(leave + 1) * width].iter_mut().for_each(|v| *v /= pivot);
-        let pivot_row: Vec<f64> = tableau[leave * width..(leave + 1) * width].to_vec();
-        for i in (0..m).filter(|&i| i != leave) {
-            let factor = tableau[i * width + enter];
-            if factor.abs() > EPS {
-                let row = &mut tableau[i * width..(i + 1) * width];
-                row.iter_mut().zip(&pivot_row).for_each(|(v, p)| *v -= factor * p);
+            .map(|r| candidates.iter().map(|c| c.allocatable.get(r)).max().unwrap_or(0).max(1) as f64)
+            .collect();
+        let fits = |class: &PodClass, cand: &Candidate| -> i64 {
+            resources
+                .iter()
+                .map(|r| (class.requests.get(r).max(0), cand.allocatable.get(r).max(0)))
+                .filter(|(need, _)| *need > 0)
+                .map(|(need, room)| room / need)
+                .min()
+                .unwrap_or(i64::MAX)
+        };
+        let mut pairs: Vec<Pair> = Vec::new();
+        for (ci, class) in classes.iter().enumerate().filter(|(_, c)| c.count > 0) {
+            let mut tys: Vec<usize> =
+                class.candidates.iter().copied().filter(|&t| t < candidates.len()).collect();
+            tys.sort_unstable();
+            tys.dedup();
+            for ty in tys {
+                let fit = fits(class, &candidates[ty]);
+                if fit >= 1 && candidates[ty].price.is_finite() {
+                    // A pod requesting nothing fits any number of times; pod slots cap it in practice.
+                    pairs.push(Pair { class: ci, ty, fit: fit.min(1 << 40) as f64 });
+                }
             }
         }
-        let factor = reduced[enter];
-        reduced.iter_mut().zip(&pivot_row).for_each(|(v, p)| *v -= factor * p);
-        basis[leave] = enter;
-    }
-    let mut z = vec![0.0; columns];
-    for (i, &b) in basis.iter().enumerate() {
-        if b < columns {
-            z[b] = tableau[i * width + rhs].max(0.0);
+        let allocatable: Vec<Vec<f64>> = candidates
+            .iter()
+            .map(|c| {
+                resources.iter().zip(&scale).map(|(r, s)| c.allocatable.get(r).max(0) as f64 / s).collect()
+            })
+            .collect();
+        let prices: Vec<f64> = candidates.iter().map(|c| c.price.max(0.0)).collect();
+        let dominated = dominated_types(&pairs, &allocatable, &prices, candidates.len());
+        pairs.retain(|p| !dominated[p.ty]);
+        Self {
+            counts: classes.iter().map(|c| c.count as f64).collect(),
+            requests: classes
+                .iter()
+                .map(|c| {
+                    resources.iter().zip(&scale).map(|(r, s)| c.requests.get(r).max(0) as f64 / s).collect()
+                })
+                .collect(),
+            allocatable,
+            prices,
+            pairs,
         }
     }
-    z
+
+    /// The dual's `w` (per candidate, per resource) and `v` (per pair), as the solver found them.
+    fn solve_dual(&self) -> Result<(Vec<Vec<f64>>, Vec<f64>), Error> {
+        let resources = self.requests.first().map_or(0, Vec::len);
+        let mut problem = Problem::new(OptimizationDirection::Maximize);
+        let mut u: Vec<Option<Variable>> = vec![None; self.counts.len()];
+        let mut w: Vec<Option<Vec<Variable>>> = vec![None; self.prices.len()];
+        for p in &self.pairs {
+            u[p.class].get_or_insert_with(|| problem.add_var(self.counts[p.class], (0.0, f64::INFINITY)));
+            w[p.ty].get_or_insert_with(|| {
+                (0..resources).map(|_| problem.add_var(0.0, (0.0, f64::INFINITY))).collect()
+            });
+        }
+        let v: Vec<Variable> =
+            self.pairs.iter().map(|_| problem.add_var(0.0, (0.0, f64::INFINITY))).collect();
+        for (p, &vp) in self.pairs.iter().zip(&v) {
+            let mut row = vec![(u[p.class].expect("set above"), 1.0), (vp, -1.0)];
+            let wt = w[p.ty].as_ref().expect("set above");
+            row.extend(
+                wt.iter().zip(&self.requests[p.class]).filter(|(_, q)| **q > 0.0).map(|(&x, q)| (x, -q)),
+            );
+            problem.add_constraint(row, ComparisonOp::Le, 0.0);
+        }
+        for (ty, wt) in w.iter().enumerate() {
+            let Some(wt) = wt else { continue };
+            let mut row: Vec<(Variable, f64)> =
+                wt.iter().zip(&self.allocatable[ty]).map(|(&x, a)| (x, *a)).collect();
+            row.extend(self.pairs.iter().zip(&v).filter(|(p, _)| p.ty == ty).map(|(p, &vp)| (vp, p.fit)));
+            problem.add_constraint(row, ComparisonOp::Le, self.prices[ty]);
+        }
+        let solution = problem
+            .solve()
+            .map_err(|e| Error::Solver(e.to_string()))?
+            .into_solution()
+            .map_err(|_| Error::Solver("interrupted".into()))?;
+        let w_values = w
+            .iter()
+            .map(|wt| {
+                wt.as_ref().map_or_else(Vec::new, |wt| wt.iter().map(|&x| solution.var_value(x)).collect())
+            })
+            .collect();
+        Ok((w_values, v.iter().map(|&x| solution.var_value(x)).collect()))
+    }
+
+    /// Per class, the `u_c` the dual values `w, v` prove: each type's row scaled down until it holds, `u_c`
+    /// the least a pod of `c` is worth on any of its candidates (0 for classes without one).
+    fn certify(&self, w: &[Vec<f64>], v: &[f64]) -> Vec<f64> {
+        let clamp = |x: f64| if x.is_finite() { x.max(0.0) } else { 0.0 };
+        let mut worth = vec![0.0f64; self.prices.len()];
+        for (ty, wt) in w.iter().enumerate() {
+            worth[ty] = wt.iter().zip(&self.allocatable[ty]).map(|(x, a)| clamp(*x) * a).sum();
+        }
+        for (p, x) in self.pairs.iter().zip(v) {
+            worth[p.ty] += clamp(*x) * p.fit;
+        }
+        let scale: Vec<f64> = worth
+            .iter()
+            .zip(&self.prices)
+            .map(|(worth, price)| if *worth > *price { price / worth } else { 1.0 })
+            .collect();
+        let mut value = vec![f64::INFINITY; self.counts.len()];
+        for (p, x) in self.pairs.iter().zip(v) {
+            let wt = &w[p.ty];
+            let on_type: f64 =
+                wt.iter().zip(&self.requests[p.class]).map(|(x, q)| clamp(*x) * q).sum::<f64>() + clamp(*x);
+            value[p.class] = value[p.class].min(on_type * scale[p.ty]);
+        }
+        value.into_iter().map(|u| if u.is_finite() { u } else { 0.0 }).collect()
+    }
+
+    /// The most, over classes, of the cheapest candidate one pod of the class fits.
+    fn cheapest_single_node(&self) -> f64 {
+        let mut cheapest = vec![f64::INFINITY; self.counts.len()];
+        for p in &self.pairs {
+            cheapest[p.class] = cheapest[p.class].min(self.prices[p.ty]);
+        }
+        cheapest.into_iter().filter(|c| c.is_finite()).fold(0.0, f64::max)
+    }
+}
+
+/// Candidates another candidate dominates: no dearer, at least as much of every resource, and paired with
+/// every class the dominated one is (so it fits each at least as many times). Among identical ones the
+/// first is kept.
+fn dominated_types(pairs: &[Pair], allocatable: &[Vec<f64>], prices: &[f64], types: usize) -> Vec<bool> {
+    let mut classes_of: Vec<Vec<usize>> = vec![Vec::new(); types];
+    for p in pairs {
+        classes_of[p.ty].push(p.class);
+    }
+    let used: Vec<usize> = (0..types).filter(|&t| !classes_of[t].is_empty()).collect();
+    let mut dominated = vec![false; types];
+    for &t in &used {
+        dominated[t] = used.iter().any(|&d| {
+            if d == t || dominated[d] || prices[d] > prices[t] {
+                return false;
+            }
+            let covers = allocatable[d].iter().zip(&allocatable[t]).all(|(a, b)| a >= b);
+            let same = prices[d] == prices[t] && allocatable[d] == allocatable[t];
+            covers && (!same || d < t) && classes_of[t].iter().all(|c| classes_of[d].contains(c))
+        });
+    }
+    dominated
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{
-        cloud::CapacityType,
+        cloud::{CapacityType, Catalog},
         resources::{NVIDIA_GPU, PODS},
     };
 
@@ -194,110 +379,127 @@ mod tests {
     fn candidate(name: &str, cpu: i64, memory_gi: i64, price: f64) -> Candidate {
         Candidate {
             name: name.into(),
-            allocatable: Resources::new(cpu, memory_gi * GI).with(PODS, 100),
+            allocatable: Resources::new(cpu, memory_gi * GI).with(PODS, 110),
             price,
         }
     }
 
-    #[test]
-    fn lp_needs_both_resources_from_the_same_nodes() {
-        // A: 4 cpu, 2 GiB, $1; B: 1 cpu, 8 GiB, $1; demand 4 cpu, 8 GiB.
-        // Per resource: cpu 4 × $0.25 = $1, memory 8 × $0.125 = $1. The LP must buy both:
-        // 4a + b = 4, 2a + 8b = 8 → a = b = 0.8 → $1.6.
-        let cands = [candidate("a", 4000, 2, 1.0), candidate("b", 1000, 8, 1.0)];
-        let demand = Resources::new(4000, 8 * GI).with(PODS, 10);
-        let bound = lower_bound(&demand, &cands).unwrap();
-        assert!((bound - 1.6).abs() < 1e-9, "{bound}");
-        let per_resource = per_resource_bounds(&demand, &cands).unwrap();
-        assert!((per_resource["cpu"] - 1.0).abs() < 1e-9 && (per_resource["memory"] - 1.0).abs() < 1e-9);
-        // Both types are worth exactly their price: 4000·y_cpu + 2·y_GiB = 1 = 1000·y_cpu + 8·y_GiB.
-        let y = dual_prices(&demand, &cands).unwrap();
-        assert!((y["cpu"] - 0.0002).abs() < 1e-12, "{y:?}");
-        assert!((y["memory"] * GI as f64 - 0.1).abs() < 1e-9, "{y:?}");
-        assert_eq!(y.get(PODS).copied().unwrap_or(0.0), 0.0, "pod slots are not scarce");
-    }
-
-    #[test]
-    fn a_single_balanced_type_is_bought_fractionally() {
-        let cands = [candidate("m", 2000, 8, 0.1), candidate("big", 64_000, 256, 10.0)];
-        let demand = Resources::new(3000, 12 * GI).with(PODS, 3);
-        let bound = lower_bound(&demand, &cands).unwrap();
-        assert!((bound - 0.15).abs() < 1e-9, "1.5 × m: {bound}");
-        // Pods can be the binding resource: 300 pods need 3 nodes' worth of pod slots.
-        let bound = lower_bound(&Resources::new(3000, 12 * GI).with(PODS, 300), &cands).unwrap();
-        assert!((bound - 0.3).abs() < 1e-9, "{bound}");
-    }
-
-    #[test]
-    fn resources_no_type_offers_are_reported() {
-        let demand = Resources::new(1000, GI).with(NVIDIA_GPU, 1);
-        let err = lower_bound(&demand, &[candidate("m", 2000, 8, 0.1)]).unwrap_err();
-        assert_eq!(err, Error::Unhostable { resource: NVIDIA_GPU.into() });
-        assert_eq!(lower_bound(&Resources::default(), &[]).unwrap(), 0.0);
-    }
-
-    #[test]
-    fn never_above_a_real_packing_on_the_bundled_catalog() {
-        let catalog = Catalog::bundled();
-        let on_demand =
-            candidates(&catalog, &KubeletSettings::default(), 7.5, &Resources::default(), |_, o| {
-                o.capacity_type == CapacityType::OnDemand
-            });
-        assert!(on_demand.len() > 800);
-        // 12 pods of 1 cpu (the seed exercise): the bound is at least the cheapest cpu price × 12 cores.
-        let demand = Resources::new(12_000, 0).with(PODS, 12);
-        let bound = lower_bound(&demand, &on_demand).unwrap();
-        let cpu_only = per_resource_bounds(&demand, &on_demand).unwrap()["cpu"];
-        assert!(bound >= cpu_only - 1e-9, "{bound} < {cpu_only}");
-        let c5_large = on_demand.iter().find(|c| c.name == "c5.large").unwrap();
-        assert_eq!(c5_large.allocatable.cpu, 1930);
-        // 6 × c5.large (one pod each, 1930m) costs 6 × 0.085: the bound must not exceed it.
-        assert!(bound <= 6.0 * 0.085, "{bound}");
-        // A filter restricting types narrows the candidates (a Provisioner's instance-type requirement).
-        let only_c5 =
-            candidates(&catalog, &KubeletSettings::default(), 7.5, &Resources::default(), |t, _| {
-                t.name == "c5.large"
-            });
-        let bound_c5 = lower_bound(&demand, &only_c5).unwrap();
-        let expected = 12_000.0 / 1930.0 * only_c5[0].price;
-        assert!((bound_c5 - expected).abs() < 1e-9, "{bound_c5} vs {expected}");
-    }
-
-    /// With two resources the LP optimum sits on one type or a pair: enumerate them and compare.
-    #[test]
-    fn simplex_matches_brute_force_on_random_two_resource_instances() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        for _ in 0..200 {
-            let cands: Vec<Candidate> = (0..rng.random_range(1..12))
-                .map(|i| Candidate {
-                    name: format!("t{i}"),
-                    allocatable: Resources::new(
-                        rng.random_range(1..64) * 1000,
-                        rng.random_range(1..256) * GI,
-                    ),
-                    price: rng.random_range(1..1000) as f64 / 100.0,
-                })
-                .collect();
-            let demand = Resources::new(rng.random_range(1..500) * 1000, rng.random_range(1..2000) * GI);
-            let (dc, dm) = (demand.cpu as f64, demand.memory as f64);
-            let mut best = f64::INFINITY;
-            for a in &cands {
-                let (ac, am) = (a.allocatable.cpu as f64, a.allocatable.memory as f64);
-                best = best.min(a.price * (dc / ac).max(dm / am));
-                for b in &cands {
-                    let (bc, bm) = (b.allocatable.cpu as f64, b.allocatable.memory as f64);
-                    let det = ac * bm - bc * am;
-                    if det.abs() > 1e-9 {
-                        let (x, y) = ((dc * bm - bc * dm) / det, (ac * dm - dc * am) / det);
-                        if x >= 0.0 && y >= 0.0 {
-                            best = best.min(a.price * x + b.price * y);
-                        }
-                    }
-                }
-            }
-            let bound = lower_bound(&demand, &cands).unwrap();
-            assert!((bound - best).abs() <= 1e-7 * best.max(1.0), "{bound} vs {best}");
+    fn class(cpu: i64, memory_gi: i64, count: usize, candidates: &[Candidate]) -> PodClass {
+        PodClass {
+            requests: Resources::new(cpu, memory_gi * GI).with(PODS, 1),
+            count,
+            candidates: (0..candidates.len()).collect(),
         }
+    }
+
+    fn assert_close(got: f64, want: f64) {
+        assert!((got - want).abs() <= 1e-6 * want.max(1.0), "{got} vs {want}");
+    }
+
+    #[test]
+    fn identical_pods_filling_whole_nodes_are_bounded_exactly() {
+        // 4 cpu / 16 GiB nodes at $0.2 hold 4 pods of 1 cpu / 4 GiB: 8 pods need exactly 2 nodes.
+        let cands = [candidate("m.xlarge", 4000, 16, 0.2), candidate("m.2xlarge", 8000, 32, 0.4)];
+        let bound = lower_bound(&[class(1000, 4, 8, &cands)], &cands).unwrap();
+        assert_close(bound, 0.4);
+        assert!(bound <= 0.4, "never above the optimum, even by rounding");
+    }
+
+    #[test]
+    fn types_no_pod_fits_buy_nothing() {
+        // A nano type sells cpu for almost nothing but has no room for a pod's memory. The aggregate LP
+        // ("allocatable covers total demand") bought cpu from it and memory from a memory-optimised type:
+        // 4 × nano ($0.016) + 0.5 × r.large = $0.016 + $0.063 = $0.079. No packing can use that fleet.
+        let cands = [
+            candidate("nano", 2000, 0, 0.004),
+            candidate("r.large", 2000, 16, 0.126),
+            candidate("m.large", 2000, 8, 0.096),
+        ];
+        // 8 pods of 1 cpu / 1 GiB: on m.large 2 per node (cpu-bound) → 4 × $0.096.
+        let bound = lower_bound(&[class(1000, 1, 8, &cands)], &cands).unwrap();
+        assert_close(bound, 0.384);
+    }
+
+    #[test]
+    fn pods_that_fit_once_per_node_pay_a_whole_node() {
+        // 1.5 cpu pods on 2 cpu nodes: one per node, although cpu alone would allow 1.33.
+        let cands = [candidate("c.large", 2000, 4, 0.085)];
+        let bound = lower_bound(&[class(1500, 1, 3, &cands)], &cands).unwrap();
+        assert_close(bound, 3.0 * 0.085);
+    }
+
+    #[test]
+    fn one_pod_needs_a_whole_node_of_the_cheapest_type_it_fits() {
+        let cands = [candidate("m.large", 2000, 8, 0.1), candidate("m.xlarge", 4000, 16, 0.2)];
+        let bound = lower_bound(&[class(100, 1, 1, &cands)], &cands).unwrap();
+        assert_close(bound, 0.1);
+    }
+
+    #[test]
+    fn classes_only_use_their_candidates() {
+        let mut gpu = candidate("g.xlarge", 4000, 16, 0.5);
+        gpu.allocatable.set(NVIDIA_GPU, 1);
+        let cands = [candidate("m.xlarge", 4000, 16, 0.2), gpu];
+        let plain = PodClass { candidates: vec![0], ..class(1000, 1, 4, &cands) };
+        let mut gpu_pods = class(1000, 1, 2, &cands);
+        gpu_pods.requests.set(NVIDIA_GPU, 1);
+        let bound = lower_bound(&[plain.clone(), gpu_pods], &cands).unwrap();
+        // 2 GPU nodes (one GPU each) + 1 plain node.
+        assert_close(bound, 2.0 * 0.5 + 0.2);
+        // Classes no candidate can hold are left out.
+        let huge = PodClass { requests: Resources::new(64_000, GI).with(PODS, 1), ..plain.clone() };
+        assert_close(lower_bound(&[plain, huge], &cands).unwrap(), 0.2);
+        assert_eq!(lower_bound(&[], &cands).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn dominated_types_change_nothing() {
+        let cands = [
+            candidate("m5.large", 2000, 8, 0.096),
+            candidate("m4.large", 2000, 8, 0.1),
+            candidate("t.small", 1000, 4, 0.05),
+            candidate("m5.large-copy", 2000, 8, 0.096),
+        ];
+        let classes = [class(500, 1, 7, &cands), class(250, 3, 5, &cands)];
+        let all = lower_bound(&classes, &cands).unwrap();
+        let undominated = lower_bound(
+            &classes.iter().map(|c| PodClass { candidates: vec![0, 2], ..c.clone() }).collect::<Vec<_>>(),
+            &cands,
+        )
+        .unwrap();
+        assert_close(all, undominated);
+    }
+
+    #[test]
+    fn bounded_below_a_real_packing_on_the_bundled_catalog() {
+        let catalog = Catalog::bundled();
+        let kubelet = super::super::allocatable::KubeletSettings::default();
+        let cands: Vec<Candidate> = catalog
+            .instance_types
+            .iter()
+            .filter_map(|t| {
+                let o = t.cheapest_offering(|o| o.capacity_type == CapacityType::OnDemand)?;
+                Some(Candidate {
+                    name: t.name.clone(),
+                    allocatable: super::super::allocatable::allocatable(t, &kubelet, 7.5),
+                    price: o.price,
+                })
+            })
+            .collect();
+        assert!(cands.len() > 800);
+        // 12 pods of 1 cpu: 12 × c5.large (one pod each: 1930m allocatable) is a real packing.
+        let c5_large = cands.iter().find(|c| c.name == "c5.large").unwrap();
+        assert_eq!(c5_large.allocatable.cpu, 1930);
+        let twelve = PodClass {
+            requests: Resources::new(1000, 0).with(PODS, 1),
+            count: 12,
+            candidates: (0..cands.len()).collect(),
+        };
+        let bound = lower_bound(std::slice::from_ref(&twelve), &cands).unwrap();
+        assert!(bound > 0.0 && bound <= 12.0 * c5_large.price, "{bound}");
+        // Restricted to c5.large alone it is exact: one pod per node.
+        let only_c5 =
+            PodClass { candidates: vec![cands.iter().position(|c| c.name == "c5.large").unwrap()], ..twelve };
+        assert_close(lower_bound(&[only_c5], &cands).unwrap(), 12.0 * c5_large.price);
     }
 }

@@ -364,4 +364,21 @@ proptest! {
         check(&input, &results);
         prop_assert_eq!(&results, &solve(&input), "identical inputs give identical outputs");
     }
+
+    #[test]
+    fn the_lower_bound_never_exceeds_the_cost_of_a_solution(seed in any::<u64>()) {
+        let input = random_cluster(seed);
+        let results = solve(&input);
+        // Every solution is a valid schedule of the pods it puts on new nodes, so its cost bounds theirs.
+        let on_new_nodes: Vec<Arc<Pod>> = input
+            .pending
+            .iter()
+            .filter(|p| matches!(results.placements.get(&p.key()), Some(Placement::NewClaim(_))))
+            .cloned()
+            .collect();
+        let cost: f64 = results.new_claims.iter().map(NewClaim::price).sum();
+        let bound = bound::lower_bound_on_pools(&on_new_nodes, &input.pools).unwrap();
+        prop_assert!(bound <= cost * (1.0 + 1e-12), "bound {} > cost {}", bound, cost);
+        prop_assert_eq!(bound > 0.0, !on_new_nodes.is_empty());
+    }
 }

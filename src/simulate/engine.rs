@@ -37,10 +37,9 @@ use crate::{
         batcher::Batcher,
         lifecycle::{Lifecycle, LifecycleMetrics, Timeouts},
     },
-    resources::Resources,
     scheduling::{
         NodePoolTemplate, PoolUsage,
-        bound::{Candidate, lower_bound},
+        bound::{PodClass, PoolCandidates, lower_bound},
     },
     state::{self, Snapshot},
     termination::{TerminationMetrics, Terminator, gc::GarbageCollector},
@@ -88,7 +87,7 @@ pub struct Simulation {
     recorder: Recorder,
     /// $ the lower bound accumulated so far; `None` once it could not be computed.
     bound_cost: Option<f64>,
-    bound_cache: Option<(Resources, Pools, f64)>,
+    bound_cache: Option<BoundCache>,
 }
 
 impl Simulation {
@@ -114,7 +113,8 @@ impl Simulation {
         let gc = GarbageCollector::new(cloud.clone(), api.clone());
         let interruption_queue = Arc::new(MemoryQueue::new());
         let interruption =
-            Interruption::new(interruption_queue.clone(), api.clone(), InterruptionMetrics::default());
+            Interruption::new(interruption_queue.clone(), api.clone(), InterruptionMetrics::default())
+                .with_cloud(cloud.clone());
         Self {
             interruption,
             interruption_queue,
@@ -486,31 +486,33 @@ impl Simulation {
     /// Adds `lasting` of the $/h lower bound for the pods that exist now (see `scheduling::bound`).
     fn accumulate_bound(&mut self, snap: &Snapshot, catalog: &Catalog, lasting: SignedDuration) {
         let Some(total) = self.bound_cost else { return };
-        let mut demand = Resources::default();
-        for pod in
-            snap.pods.values().filter(|p| !p.is_terminal() && p.deleting.is_none() && !p.is_daemonset_pod())
-        {
-            demand += &pod.requests;
-        }
+        let pods: Vec<Arc<Pod>> = snap
+            .pods
+            .values()
+            .filter(|p| !p.is_terminal() && p.deleting.is_none() && !p.is_daemonset_pod())
+            .cloned()
+            .collect();
         // An applied Provisioner or NodeTemplate is a new Arc: same Arcs, same pools.
         let revision = (
             snap.provisioners.values().cloned().collect::<Vec<_>>(),
             snap.node_templates.values().cloned().collect::<Vec<_>>(),
         );
-        let rate = match &self.bound_cache {
-            Some((d, (p, t), rate))
-                if *d == demand && same_arcs(p, &revision.0) && same_arcs(t, &revision.1) =>
-            {
-                Some(*rate)
-            }
-            _ => {
-                let rate = if demand.is_zero() { Some(0.0) } else { bound_rate(snap, catalog, &demand) };
-                if let Some(rate) = rate {
-                    self.bound_cache = Some((demand, revision, rate));
-                }
-                rate
-            }
+        let cache = match self.bound_cache.take() {
+            Some(c) if same_arcs(&c.pools.0, &revision.0) && same_arcs(&c.pools.1, &revision.1) => c,
+            _ => BoundCache {
+                candidates: PoolCandidates::new(&pool_templates(snap, catalog)),
+                pools: revision,
+                classes: Vec::new(),
+                rate: Some(0.0),
+            },
         };
+        let classes = cache.candidates.classes(&pods);
+        let rate = if classes == cache.classes {
+            cache.rate
+        } else {
+            lower_bound(&classes, &cache.candidates.candidates).ok()
+        };
+        self.bound_cache = Some(BoundCache { classes, rate, ..cache });
         self.bound_cost = rate.map(|rate| total + rate * lasting.as_secs_f64() / 3600.0);
     }
 }
@@ -518,38 +520,34 @@ impl Simulation {
 /// The Provisioners and NodeTemplates a bound was computed for.
 type Pools = (Vec<Arc<crate::api::Provisioner>>, Vec<Arc<crate::api::NodeTemplate>>);
 
+/// The last lower bound: its pools' candidates, the pod classes it was computed for and the $/h it gave.
+struct BoundCache {
+    pools: Pools,
+    candidates: PoolCandidates,
+    classes: Vec<PodClass>,
+    rate: Option<f64>,
+}
+
 fn same_arcs<T>(a: &[Arc<T>], b: &[Arc<T>]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
 }
 
-/// The cheapest $/h any mix of the Provisioners' instance types could host `demand` at.
-fn bound_rate(snap: &Snapshot, catalog: &Catalog, demand: &Resources) -> Option<f64> {
-    let mut candidates = Vec::new();
-    for provisioner in snap.provisioners.values() {
-        let template = provisioner.spec.provider_ref.as_ref().and_then(|r| snap.node_templates.get(&r.name));
-        let Ok(pool) = NodePoolTemplate::from_provisioner(
-            provisioner,
-            template.map(|t| t.as_ref()),
-            catalog,
-            PoolUsage::default(),
-        ) else {
-            continue;
-        };
-        for t in &pool.instance_types {
-            let offering = t.instance_type.cheapest_offering(|o| {
-                pool.requirements.get(labels::CAPACITY_TYPE).is_none_or(|v| v.has(o.capacity_type.as_str()))
-                    && pool.requirements.get(labels::ZONE).is_none_or(|v| v.has(&o.zone))
-            });
-            if let Some(o) = offering {
-                candidates.push(Candidate {
-                    name: t.instance_type.name.clone(),
-                    allocatable: t.allocatable.clone(),
-                    price: o.price,
-                });
-            }
-        }
-    }
-    lower_bound(demand, &candidates).ok()
+/// The pools the Provisioners (and their NodeTemplates) launch from.
+fn pool_templates(snap: &Snapshot, catalog: &Catalog) -> Vec<NodePoolTemplate> {
+    snap.provisioners
+        .values()
+        .filter_map(|provisioner| {
+            let template =
+                provisioner.spec.provider_ref.as_ref().and_then(|r| snap.node_templates.get(&r.name));
+            NodePoolTemplate::from_provisioner(
+                provisioner,
+                template.map(|t| t.as_ref()),
+                catalog,
+                PoolUsage::default(),
+            )
+            .ok()
+        })
+        .collect()
 }
 
 /// Rounds up to whole seconds: the simulation runs on one-second ticks.

@@ -3,12 +3,17 @@
 //! `BALLAST_MOTO_SERVER`; without it the tests fail loudly rather than skip.
 
 use std::{
+    collections::BTreeMap,
     net::{TcpListener, TcpStream},
     process::{Child, Command, Stdio},
-    sync::{Arc, Weak},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use parking_lot::Mutex;
 
 pub const REGION: &str = "us-east-1";
@@ -86,4 +91,75 @@ impl Drop for Moto {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// The zones [`seed_network`] puts discoverable subnets in.
+pub const ZONES: [&str; 2] = ["us-east-1a", "us-east-1b"];
+
+/// A cluster's network in moto: a VPC with subnets tagged `karpenter.sh/discovery=<cluster>` in [`ZONES`] (plus a
+/// smaller one in the first zone and an undiscoverable one in a third), a discoverable security group (and an
+/// undiscoverable one), and an x86_64 AMI.
+pub struct Network {
+    pub cluster: String,
+    /// zone → the subnet ballast should pick there.
+    pub subnets: BTreeMap<String, String>,
+    pub small_subnet: String,
+    pub security_group: String,
+    pub ami: String,
+}
+
+pub async fn seed_network(ec2: &aws_sdk_ec2::Client, cluster: &str) -> Network {
+    static NEXT_VPC: AtomicU64 = AtomicU64::new(0);
+    let octet = NEXT_VPC.fetch_add(1, Ordering::Relaxed) % 250;
+    let discovery = [("karpenter.sh/discovery", cluster)];
+    let vpc = ec2.create_vpc().cidr_block(format!("10.{octet}.0.0/16")).send().await.unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let subnet = |cidr: String, zone: &str, tags: &[(&str, &str)]| {
+        let req = ec2
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block(cidr)
+            .availability_zone(zone)
+            .tag_specifications(tagged(ResourceType::Subnet, tags));
+        async move { req.send().await.unwrap().subnet.unwrap().subnet_id.unwrap() }
+    };
+    let mut subnets = BTreeMap::new();
+    for (i, zone) in ZONES.iter().enumerate() {
+        subnets.insert(zone.to_string(), subnet(format!("10.{octet}.{i}.0/24"), zone, &discovery).await);
+    }
+    let small_subnet = subnet(format!("10.{octet}.10.0/28"), ZONES[0], &discovery).await;
+    subnet(format!("10.{octet}.11.0/24"), "us-east-1c", &[("other", "x")]).await;
+    let security_group = ec2
+        .create_security_group()
+        .group_name(format!("{cluster}-nodes"))
+        .description("nodes")
+        .vpc_id(&vpc_id)
+        .tag_specifications(tagged(ResourceType::SecurityGroup, &discovery))
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
+    ec2.create_security_group()
+        .group_name(format!("{cluster}-other"))
+        .description("not for nodes")
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .unwrap();
+    let images = ec2
+        .describe_images()
+        .owners("amazon")
+        .filters(Filter::builder().name("architecture").values("x86_64").build())
+        .send()
+        .await
+        .unwrap();
+    let ami = images.images()[0].image_id().unwrap().to_string();
+    Network { cluster: cluster.to_string(), subnets, small_subnet, security_group, ami }
+}
+
+/// A tag specification for a resource about to be created.
+pub fn tagged(kind: ResourceType, tags: &[(&str, &str)]) -> TagSpecification {
+    let tags = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
+    TagSpecification::builder().resource_type(kind).set_tags(Some(tags)).build()
 }

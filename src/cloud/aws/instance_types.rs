@@ -129,7 +129,7 @@ pub fn build(
     infos: &[InstanceTypeInfo],
     offerings: &[InstanceTypeOffering],
     spot_prices: &BTreeMap<(String, String), f64>,
-    price_table: &Catalog,
+    on_demand_prices: &HashMap<String, f64>,
 ) -> Vec<InstanceType> {
     let mut zones: HashMap<&str, BTreeSet<&str>> = HashMap::new();
     for o in offerings {
@@ -141,9 +141,7 @@ pub fn build(
     for info in infos {
         let Some(mut kind) = convert(info) else { continue };
         let usage = info.supported_usage_classes();
-        let on_demand_price = price_table.get(&kind.name).and_then(|t| {
-            t.offerings.iter().find(|o| o.capacity_type == CapacityType::OnDemand).map(|o| o.price)
-        });
+        let on_demand_price = on_demand_prices.get(&kind.name).copied();
         for zone in zones.get(kind.name.as_str()).into_iter().flatten() {
             if let Some(price) = on_demand_price.filter(|_| usage.contains(&UsageClassType::OnDemand)) {
                 kind.offerings.push(Offering {
@@ -282,23 +280,13 @@ mod tests {
         let offering = |zone: &str| {
             InstanceTypeOffering::builder().instance_type(Ec2Type::from("m5.large")).location(zone).build()
         };
-        let table = Catalog::new(vec![InstanceType {
-            name: "m5.large".into(),
-            capacity: Resources::default(),
-            labels: Labels::new(),
-            offerings: vec![Offering {
-                zone: "us-east-1a".into(),
-                capacity_type: CapacityType::OnDemand,
-                price: 0.096,
-                available: true,
-            }],
-        }]);
+        let on_demand = HashMap::from([("m5.large".to_string(), 0.096)]);
         let spot = BTreeMap::from([(("m5.large".to_string(), "us-east-1b".to_string()), 0.03)]);
         let found = build(
             &[info("m5.large", 2, 8192, ArchitectureType::X8664)],
             &[offering("us-east-1a"), offering("us-east-1b")],
             &spot,
-            &table,
+            &on_demand,
         );
         let got: Vec<_> =
             found[0].offerings.iter().map(|o| (o.zone.as_str(), o.capacity_type, o.price)).collect();

@@ -1,4 +1,4 @@
-//! Metrics of the AWS provider: every EC2/SSM call counted and timed (the [`Metered`] decorator), errors by
+//! Metrics of the AWS provider: every EC2/SSM/Pricing call counted and timed (the [`Metered`] decorator), errors by
 //! class, offering prices and capacity errors.
 
 use prometheus_client::{
@@ -28,7 +28,7 @@ use aws_smithy_types::DateTime;
 
 use super::{
     error::classify,
-    sdk::{ApiResult, Ec2Api, SsmApi},
+    sdk::{ApiResult, Ec2Api, PricingApi, SsmApi},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -200,6 +200,17 @@ impl<T: Ec2Api + ?Sized> Ec2Api for Metered<T> {
 impl<T: SsmApi + ?Sized> SsmApi for Metered<T> {
     async fn get_parameter(&self, name: &str) -> ApiResult<Option<String>> {
         self.observe("GetParameter", self.inner.get_parameter(name)).await
+    }
+}
+
+#[async_trait]
+impl<T: PricingApi + ?Sized> PricingApi for Metered<T> {
+    async fn get_products(
+        &self,
+        service_code: &str,
+        filters: Vec<aws_sdk_pricing::types::Filter>,
+    ) -> ApiResult<Vec<String>> {
+        self.observe("GetProducts", self.inner.get_products(service_code, filters)).await
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! [`AwsCloud`] implements [`CloudProvider`] the way Karpenter's AWS provider does: instance types and offerings
 //! from DescribeInstanceTypes / DescribeInstanceTypeOfferings / DescribeSpotPriceHistory (cached, refreshed every
-//! 5 minutes; on-demand prices from the bundled table), NodeTemplates resolved to subnets, security groups and
+//! 5 minutes; on-demand prices from the Pricing API every 12 hours over the bundled table), NodeTemplates resolved to subnets, security groups and
 //! AMIs (cached 1 minute), launch templates created on demand and reused by content hash, one CreateFleet
 //! `instant` call per attempt, and offerings that report capacity errors kept out of launches and catalogs for
 //! 3 minutes. Throttling and transient failures are retried by the SDK's standard retry mode (exponential
@@ -14,6 +14,7 @@ mod fleet;
 mod instance_types;
 mod launch_template;
 mod metrics;
+pub mod pricing;
 pub mod sdk;
 pub mod sqs;
 mod template;
@@ -37,13 +38,14 @@ pub use self::{
     fleet::MAX_OVERRIDES,
     launch_template::LaunchTemplateContent,
     metrics::{AwsMetrics, Metered},
-    sdk::{ApiError, Ec2Api, SsmApi},
+    sdk::{ApiError, Ec2Api, PricingApi, SsmApi},
     template::{AmiFamily, ResolvedTemplate},
     user_data::ClusterInfo,
 };
 use self::{
     fleet::{FleetOverride, FleetRequest},
     instance_types::UnavailableOfferings,
+    pricing::OnDemandPrices,
     sdk::filter,
 };
 use super::{
@@ -84,6 +86,8 @@ impl Lookups {
 #[derive(Debug, Clone)]
 pub struct AwsSettings {
     pub cluster: ClusterInfo,
+    /// The region instances run in; on-demand prices are read for it.
+    pub region: String,
     /// Kubernetes minor version (`1.30`) selecting the EKS-optimized AMIs of AMI-family aliases.
     pub kubernetes_version: String,
     /// Used when a NodeTemplate sets no `instanceProfile`.
@@ -93,6 +97,8 @@ pub struct AwsSettings {
     /// Discover only these instance types (EC2 name patterns, `*` allowed); all when `None`.
     pub instance_types: Option<Vec<String>>,
     pub catalog_ttl: SignedDuration,
+    /// How often on-demand prices are read from the Pricing API (after a failure: every `catalog_ttl`).
+    pub pricing_ttl: SignedDuration,
     pub template_ttl: SignedDuration,
     /// How long an offering stays unavailable after a capacity error.
     pub unavailable_ttl: SignedDuration,
@@ -102,11 +108,13 @@ impl AwsSettings {
     pub fn new(cluster: ClusterInfo, kubernetes_version: impl Into<String>) -> Self {
         Self {
             cluster,
+            region: "us-east-1".into(),
             kubernetes_version: kubernetes_version.into(),
             default_instance_profile: None,
             tags: BTreeMap::new(),
             instance_types: None,
             catalog_ttl: SignedDuration::from_mins(5),
+            pricing_ttl: SignedDuration::from_hours(12),
             template_ttl: SignedDuration::from_mins(1),
             unavailable_ttl: SignedDuration::from_mins(3),
         }
@@ -130,6 +138,28 @@ pub async fn load_sdk_config(region: Option<String>, endpoint: Option<String>) -
     loader.load().await
 }
 
+/// The SDK clients [`AwsCloud`] calls, behind the narrow traits of [`sdk`] so tests can wrap or replace them.
+pub struct AwsClients {
+    pub ec2: Arc<dyn Ec2Api>,
+    pub ssm: Arc<dyn SsmApi>,
+    pub pricing: Arc<dyn PricingApi>,
+}
+
+impl AwsClients {
+    /// The SDK's clients; the Pricing client talks to the Pricing endpoint nearest the configured region.
+    pub fn from_sdk_config(config: &SdkConfig) -> Self {
+        let region = config.region().map_or("us-east-1", |r| r.as_ref());
+        let pricing = aws_sdk_pricing::config::Builder::from(config)
+            .region(Region::new(pricing::endpoint_region(region)))
+            .build();
+        Self {
+            ec2: Arc::new(aws_sdk_ec2::Client::new(config)),
+            ssm: Arc::new(aws_sdk_ssm::Client::new(config)),
+            pricing: Arc::new(aws_sdk_pricing::Client::from_conf(pricing)),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Caches {
     /// When the instance types were fetched, and what they were.
@@ -146,8 +176,7 @@ pub struct AwsCloud {
     ssm: Arc<dyn SsmApi>,
     settings: AwsSettings,
     lookups: Lookups,
-    /// On-demand prices (the bundled catalog), since the Pricing API may be unavailable.
-    price_table: Arc<Catalog>,
+    on_demand: OnDemandPrices,
     clock: Arc<dyn Clock>,
     metrics: AwsMetrics,
     caches: Mutex<Caches>,
@@ -156,22 +185,29 @@ pub struct AwsCloud {
 }
 
 impl AwsCloud {
-    /// `ec2` and `ssm` are wrapped in [`Metered`], so every call shows in [`AwsCloud::metrics`].
+    /// The clients are wrapped in [`Metered`], so every call shows in [`AwsCloud::metrics`]. `price_table`
+    /// gives on-demand prices until (and wherever) the Pricing API does not.
     pub fn new(
-        ec2: Arc<dyn Ec2Api>,
-        ssm: Arc<dyn SsmApi>,
+        clients: AwsClients,
         settings: AwsSettings,
         lookups: Lookups,
-        price_table: Arc<Catalog>,
+        price_table: &Catalog,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let metrics = AwsMetrics::default();
+        let on_demand = OnDemandPrices::new(
+            Arc::new(Metered::new(clients.pricing, metrics.clone())),
+            settings.region.clone(),
+            price_table,
+            settings.pricing_ttl,
+            settings.catalog_ttl,
+        );
         Self {
-            ec2: Arc::new(Metered::new(ec2, metrics.clone())),
-            ssm: Arc::new(Metered::new(ssm, metrics.clone())),
+            ec2: Arc::new(Metered::new(clients.ec2, metrics.clone())),
+            ssm: Arc::new(Metered::new(clients.ssm, metrics.clone())),
             settings,
             lookups,
-            price_table,
+            on_demand,
             clock,
             metrics,
             caches: Mutex::default(),
@@ -179,22 +215,15 @@ impl AwsCloud {
         }
     }
 
-    /// With the SDK's EC2 and SSM clients.
+    /// With the SDK's clients ([`AwsClients::from_sdk_config`]).
     pub fn from_sdk_config(
         config: &SdkConfig,
         settings: AwsSettings,
         lookups: Lookups,
-        price_table: Arc<Catalog>,
+        price_table: &Catalog,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self::new(
-            Arc::new(aws_sdk_ec2::Client::new(config)),
-            Arc::new(aws_sdk_ssm::Client::new(config)),
-            settings,
-            lookups,
-            price_table,
-            clock,
-        )
+        Self::new(AwsClients::from_sdk_config(config), settings, lookups, price_table, clock)
     }
 
     pub fn metrics(&self) -> &AwsMetrics {
@@ -270,13 +299,12 @@ impl AwsCloud {
             .await
             .map_err(api("DescribeInstanceTypeOfferings"))?;
         let start = aws_smithy_types::DateTime::from_secs(now.as_second());
-        let history = self
-            .ec2
-            .describe_spot_price_history(filters(), start)
-            .await
-            .map_err(api("DescribeSpotPriceHistory"))?;
+        // The Pricing API (a different service, slow to page) is read alongside the spot history.
+        let (history, on_demand) =
+            tokio::join!(self.ec2.describe_spot_price_history(filters(), start), self.on_demand.get(now));
+        let history = history.map_err(api("DescribeSpotPriceHistory"))?;
         let spot = instance_types::latest_spot_prices(&history);
-        let types = instance_types::build(&infos, &offerings, &spot, &self.price_table);
+        let types = instance_types::build(&infos, &offerings, &spot, &on_demand);
         for t in &types {
             for o in &t.offerings {
                 let labels = metrics::OfferingLabels {
@@ -420,6 +448,11 @@ struct Candidate<'a> {
 impl CloudProvider for AwsCloud {
     fn name(&self) -> &'static str {
         "aws"
+    }
+
+    fn mark_unavailable(&self, instance_type: &str, zone: &str, capacity_type: CapacityType) {
+        let (now, ttl) = (self.clock.now(), self.settings.unavailable_ttl);
+        self.caches.lock().unavailable.mark(instance_type, zone, capacity_type, now, ttl);
     }
 
     async fn catalog(&self) -> Result<Arc<Catalog>, CloudError> {

@@ -1,4 +1,4 @@
-//! The SDK seam: the EC2 and SSM calls `cloud::aws` makes, and nothing else (Karpenter's `EC2API`).
+//! The SDK seam: the EC2, SSM and Pricing calls `cloud::aws` makes, and nothing else (Karpenter's `EC2API`).
 //! The real implementations wrap the SDK clients and page through describe calls; tests wrap them to inject
 //! errors or replace them with fakes.
 
@@ -78,6 +78,17 @@ pub trait Ec2Api: Send + Sync {
     async fn create_fleet(&self, input: CreateFleetInput) -> ApiResult<CreateFleetOutput>;
     async fn describe_instances(&self, filters: Vec<Filter>, ids: Vec<String>) -> ApiResult<Vec<Instance>>;
     async fn terminate_instances(&self, ids: Vec<String>) -> ApiResult<Vec<InstanceStateChange>>;
+}
+
+/// The Pricing call ballast makes: the on-demand price list.
+#[async_trait]
+pub trait PricingApi: Send + Sync {
+    /// The price list items (JSON documents) of every page of `GetProducts`.
+    async fn get_products(
+        &self,
+        service_code: &str,
+        filters: Vec<aws_sdk_pricing::types::Filter>,
+    ) -> ApiResult<Vec<String>>;
 }
 
 /// The SSM call ballast makes: public parameters naming the EKS-optimized AMIs.
@@ -270,6 +281,28 @@ impl SsmApi for aws_sdk_ssm::Client {
                 Err(ApiError { code, message })
             }
         }
+    }
+}
+
+#[async_trait]
+impl PricingApi for aws_sdk_pricing::Client {
+    async fn get_products(
+        &self,
+        service_code: &str,
+        filters: Vec<aws_sdk_pricing::types::Filter>,
+    ) -> ApiResult<Vec<String>> {
+        let mut pages = self
+            .get_products()
+            .service_code(service_code)
+            .set_filters(opt_vec(filters))
+            .max_results(100)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            out.extend(page.map_err(ApiError::from_sdk)?.price_list.unwrap_or_default());
+        }
+        Ok(out)
     }
 }
 
