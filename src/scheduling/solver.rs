@@ -367,7 +367,7 @@ struct FixedDomains {
     group_of: Vec<Option<Option<usize>>>,
     /// Per group: the fixed (pin key, value) pairs, and whether topology blocks it now (once checked).
     groups: Vec<(Vec<(String, String)>, Option<bool>)>,
-    /// Group by its pairs (hostname keys make one group per claim).
+    /// Group by its pairs.
     index: HashMap<Vec<(String, String)>, usize>,
 }
 
@@ -376,6 +376,12 @@ impl FixedDomains {
     fn blocked(&mut self, state: &State<'_>, class: &Class, v: &Variant, c: usize) -> bool {
         if v.pin_keys.is_empty() {
             return false;
+        }
+        // A hostname key makes every claim its own group: judge it directly, without building one.
+        if v.pin_keys.iter().any(|k| classes::is_hostname(k)) {
+            let req = &state.claims[c].req;
+            return v.pin_keys.iter().all(|k| req.get(k).is_some_and(|s| s.single().is_some()))
+                && state.topology_check(class, v, Where::Planned(req, &[])).is_err();
         }
         if self.group_of.len() <= c {
             self.group_of.resize(c + 1, None);
