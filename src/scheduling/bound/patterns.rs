@@ -25,9 +25,9 @@ use microlp::{ComparisonOp, OptimizationDirection, Problem};
 use super::{AssignmentLp, Error};
 
 /// Master LP solves (and so `u` vectors certified) at most.
-const MAX_ROUNDS: usize = 30;
+const MAX_ROUNDS: usize = 8;
 /// Branch-and-bound nodes one knapsack may visit before `V_t` falls back to the Lagrangian bound.
-const NODES_PER_KNAPSACK: usize = 4_000;
+const NODES_PER_KNAPSACK: usize = 1_000;
 /// A pattern is added to the master when it is worth this much more than its type's price (relative): the
 /// solver's tolerance is far below it, so patterns already in the master are never re-added.
 const VIOLATION: f64 = 1e-7;
