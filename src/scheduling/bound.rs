@@ -34,6 +34,9 @@
 //! the rounding of those last sums. Types another type dominates (no dearer, at least as much of every
 //! resource, a candidate for every class it is) are left out: copying the dominator's `w, v` keeps their
 //! rows feasible, so the bound stays valid and the LP shrinks several-fold on real catalogs.
+//!
+//! The certified `u` then seeds the configuration-LP bound of [`patterns`], which also charges for whole
+//! nodes (pods of 0.6 cpu on 1-cpu nodes pay a node each); the larger of the two is returned.
 
 use std::{collections::HashMap, sync::Arc};
 
