@@ -34,6 +34,9 @@
 //! the rounding of those last sums. Types another type dominates (no dearer, at least as much of every
 //! resource, a candidate for every class it is) are left out: copying the dominator's `w, v` keeps their
 //! rows feasible, so the bound stays valid and the LP shrinks several-fold on real catalogs.
+//!
+//! The certified `u` then seeds the configuration-LP bound of [`patterns`], which also charges for whole
+//! nodes (pods of 0.6 cpu on 1-cpu nodes pay a node each); the larger of the two is returned.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -44,6 +47,8 @@ use crate::{
     model::{Pod, Taint},
     resources::{CPU, Resources},
 };
+
+mod patterns;
 
 use super::{
     classes::pod_alternatives, requirements::Requirements, taints::first_untolerated,
@@ -86,8 +91,9 @@ pub fn lower_bound(classes: &[PodClass], candidates: &[Candidate]) -> Result<f64
     }
     let (w, v) = lp.solve_dual()?;
     let values = lp.certify(&w, &v);
-    let total: f64 = values.iter().zip(&lp.counts).map(|(u, n)| u * n).sum();
-    Ok((total * (1.0 - ROUNDING_MARGIN)).max(lp.cheapest_single_node()))
+    let assignment: f64 = values.iter().zip(&lp.counts).map(|(u, n)| u * n).sum();
+    let configuration = patterns::configuration_bound(&lp, &values)?;
+    Ok((assignment.max(configuration) * (1.0 - ROUNDING_MARGIN)).max(lp.cheapest_single_node()))
 }
 
 /// [`lower_bound`] for hosting `pods` on new nodes of `pools` (see [`PoolCandidates`]).
@@ -198,6 +204,9 @@ struct AssignmentLp {
     prices: Vec<f64>,
     /// Pairs of non-dominated candidates, by class then candidate.
     pairs: Vec<Pair>,
+    /// `requests` and `allocatable` in their own units (exact, for deciding what fits one node).
+    requests_units: Vec<Vec<i64>>,
+    allocatable_units: Vec<Vec<i64>>,
 }
 
 impl AssignmentLp {
@@ -261,6 +270,14 @@ impl AssignmentLp {
             allocatable,
             prices,
             pairs,
+            requests_units: classes
+                .iter()
+                .map(|c| resources.iter().map(|r| c.requests.get(r).max(0)).collect())
+                .collect(),
+            allocatable_units: candidates
+                .iter()
+                .map(|c| resources.iter().map(|r| c.allocatable.get(r).max(0)).collect())
+                .collect(),
         }
     }
 
@@ -426,6 +443,31 @@ mod tests {
         let cands = [candidate("c.large", 2000, 4, 0.085)];
         let bound = lower_bound(&[class(1500, 1, 3, &cands)], &cands).unwrap();
         assert_close(bound, 3.0 * 0.085);
+    }
+
+    #[test]
+    fn nodes_are_bought_whole_even_when_pods_fill_them_fractionally() {
+        // 0.6 cpu pods on 1 cpu nodes: the assignment LP pays 0.6 node per pod, but two never share one.
+        let cands = [candidate("t.small", 1000, 4, 0.02)];
+        let bound = lower_bound(&[class(600, 1, 10, &cands)], &cands).unwrap();
+        assert_close(bound, 10.0 * 0.02);
+        // Mixed with 0.4 cpu pods: a node holds at most one 0.6 and one 0.4, or two 0.4. Patterns are
+        // still bought fractionally, so 5 × (0.6 + 0.4) + 1.5 × (0.4 + 0.4) = 6.5 nodes (7 in truth), where
+        // cpu alone says 6.2.
+        let bound = lower_bound(&[class(600, 1, 5, &cands), class(400, 1, 8, &cands)], &cands).unwrap();
+        assert_close(bound, 6.5 * 0.02);
+    }
+
+    #[test]
+    fn an_assignment_bound_that_is_already_integral_is_unchanged() {
+        // 1 cpu pods on 4 cpu nodes: the assignment LP's 1/4 node per pod is what whole nodes cost too.
+        let cands = [candidate("m.xlarge", 4000, 16, 0.2), candidate("c.xlarge", 4000, 8, 0.17)];
+        let lp = AssignmentLp::new(&[class(1000, 2, 12, &cands)], &cands);
+        let (w, v) = lp.solve_dual().unwrap();
+        let values = lp.certify(&w, &v);
+        let assignment: f64 = values.iter().zip(&lp.counts).map(|(u, n)| u * n).sum();
+        assert_close(assignment, 3.0 * 0.17);
+        assert_close(patterns::configuration_bound(&lp, &values).unwrap(), assignment);
     }
 
     #[test]

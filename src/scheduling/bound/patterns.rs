@@ -1,0 +1,284 @@
+//! The configuration LP (Gilmore–Gomory) bound: what integrality of nodes adds to the assignment LP.
+//!
+//! A *pattern* is an integer multiset of pods that fits one node of type `t`. The configuration LP buys
+//! patterns fractionally; its dual is
+//!
+//! ```text
+//! maximise Σ_c n_c · u_c  subject to  Σ_c a_{c,p} · u_c ≤ price_t(p)  for every pattern p,  u ≥ 0
+//! ```
+//!
+//! Farley's bound makes any `u ≥ 0` a certificate: with `V_t(u)` at least the best pattern's worth
+//! `max_p Σ_c a_{c,p} · u_c` on type `t` and `ρ = max(1, max_t V_t(u) / price_t)`, `u / ρ` is feasible for
+//! that dual, so `Σ_c n_c · u_c / ρ` bounds every schedule (each is an integer configuration solution). The
+//! assignment LP relaxes the same patterns further (fractional pods within a node), so its dual `u` gives
+//! `ρ ≤ 1` and this bound is never below it. Starting there, `u` is improved by row generation: the
+//! restricted dual above over the patterns found so far is solved with `microlp`, and for each type the
+//! integer knapsack "best pattern at prices `u`" yields new violated patterns. The knapsack is solved
+//! exactly by branch and bound when small (most nodes hold a few pods); when its node budget runs out `V_t`
+//! falls back to a Lagrangian upper bound, which keeps the certificate valid. Fixed round and node budgets
+//! keep it bounded and deterministic.
+
+use std::collections::HashSet;
+
+use microlp::{ComparisonOp, OptimizationDirection, Problem};
+
+use super::{AssignmentLp, Error};
+
+/// Master LP solves (and so `u` vectors certified) at most.
+const MAX_ROUNDS: usize = 8;
+/// Branch-and-bound nodes one knapsack may visit before `V_t` falls back to the Lagrangian bound.
+const NODES_PER_KNAPSACK: usize = 1_000;
+/// A pattern is added to the master when it is worth this much more than its type's price (relative): the
+/// solver's tolerance is far below it, so patterns already in the master are never re-added.
+const VIOLATION: f64 = 1e-7;
+
+/// One class a type can host: its worth, at most how many pods of it one node holds, and its requests.
+struct Item {
+    class: usize,
+    worth: f64,
+    most: i64,
+    requests: Vec<i64>,
+}
+
+/// The best pattern found for one type at prices `u` and an upper bound on every pattern's worth.
+struct Knapsack {
+    /// (class, pods) with at least one pod.
+    pattern: Vec<(usize, i64)>,
+    worth: f64,
+    upper: f64,
+}
+
+/// The configuration-LP bound in $/h, from the assignment LP's certified per-class values `start` (not yet
+/// lowered by the rounding margin).
+pub(super) fn configuration_bound(lp: &AssignmentLp, start: &[f64]) -> Result<f64, Error> {
+    // Per type, the classes it holds and how many of each one node holds (no more than there are pods).
+    let mut hosts: Vec<Vec<(usize, i64)>> = vec![Vec::new(); lp.prices.len()];
+    for p in &lp.pairs {
+        let pods = lp.counts[p.class] as i64;
+        hosts[p.ty].push((p.class, (p.fit as i64).min(pods)));
+    }
+    let types: Vec<usize> = (0..hosts.len()).filter(|&t| !hosts[t].is_empty()).collect();
+    // Start the master with the one-class patterns (they bound every u_c).
+    let mut patterns: Vec<(usize, Vec<(usize, i64)>)> = Vec::new();
+    let mut seen: HashSet<(usize, Vec<(usize, i64)>)> = HashSet::new();
+    for &t in &types {
+        for &(c, most) in &hosts[t] {
+            let pattern = (t, vec![(c, most)]);
+            if seen.insert(pattern.clone()) {
+                patterns.push(pattern);
+            }
+        }
+    }
+    let demand = |u: &[f64]| -> f64 { u.iter().zip(&lp.counts).map(|(u, n)| u * n).sum() };
+    let mut u: Vec<f64> = start.iter().map(|&x| if x.is_finite() { x.max(0.0) } else { 0.0 }).collect();
+    let mut best = 0.0f64;
+    for round in 0.. {
+        let mut ratio = 1.0f64;
+        let mut added = false;
+        for &t in &types {
+            let knapsack = best_pattern(lp, &hosts[t], t, &u);
+            let price = lp.prices[t];
+            ratio = ratio.max(if price > 0.0 { knapsack.upper / price } else { f64::INFINITY });
+            // The start `u` is no master's optimum: its best patterns seed the master even when none is
+            // violated.
+            let wanted =
+                knapsack.worth > price * (1.0 + VIOLATION) || (round == 0 && !knapsack.pattern.is_empty());
+            if wanted && seen.insert((t, knapsack.pattern.clone())) {
+                patterns.push((t, knapsack.pattern));
+                added = true;
+            }
+        }
+        if ratio.is_finite() {
+            best = best.max(demand(&u) / ratio);
+        }
+        if !added || round + 1 >= MAX_ROUNDS {
+            break;
+        }
+        u = solve_master(lp, &patterns)?;
+    }
+    Ok(best)
+}
+
+/// The restricted configuration dual over `patterns`: per class its `u_c` (0 for classes in none).
+fn solve_master(lp: &AssignmentLp, patterns: &[(usize, Vec<(usize, i64)>)]) -> Result<Vec<f64>, Error> {
+    let mut problem = Problem::new(OptimizationDirection::Maximize);
+    let mut vars = vec![None; lp.counts.len()];
+    for (_, pattern) in patterns {
+        for &(c, _) in pattern {
+            vars[c].get_or_insert_with(|| problem.add_var(lp.counts[c], (0.0, f64::INFINITY)));
+        }
+    }
+    for (t, pattern) in patterns {
+        let row = pattern.iter().map(|&(c, a)| (vars[c].expect("set above"), a as f64)).collect::<Vec<_>>();
+        problem.add_constraint(row, ComparisonOp::Le, lp.prices[*t]);
+    }
+    let solution = problem
+        .solve()
+        .map_err(|e| Error::Solver(e.to_string()))?
+        .into_solution()
+        .map_err(|_| Error::Solver("interrupted".into()))?;
+    Ok(vars
+        .iter()
+        .map(|v| v.map_or(0.0, |v| solution.var_value(v)))
+        .map(|x| if x.is_finite() { x.max(0.0) } else { 0.0 })
+        .collect())
+}
+
+/// The most valuable pattern on type `t` at prices `u`, exact unless the node budget runs out.
+fn best_pattern(lp: &AssignmentLp, hosts: &[(usize, i64)], t: usize, u: &[f64]) -> Knapsack {
+    let room = &lp.allocatable_units[t];
+    // Densest first (worth per share of the node's scarcest resource): the first leaf is the greedy
+    // pattern and good incumbents prune early.
+    let mut items: Vec<Item> = hosts
+        .iter()
+        .filter(|&&(c, most)| u[c] > 0.0 && most > 0)
+        .map(|&(c, most)| Item { class: c, worth: u[c], most, requests: lp.requests_units[c].clone() })
+        .collect();
+    let share = |item: &Item| -> f64 {
+        item.requests
+            .iter()
+            .zip(room)
+            .filter(|(_, r)| **r > 0)
+            .map(|(q, r)| *q as f64 / *r as f64)
+            .fold(0.0, f64::max)
+    };
+    items.sort_by(|a, b| {
+        (b.worth / share(b).max(f64::MIN_POSITIVE))
+            .total_cmp(&(a.worth / share(a).max(f64::MIN_POSITIVE)))
+            .then(a.class.cmp(&b.class))
+    });
+    let mut search = Search {
+        items: &items,
+        room: room.clone(),
+        counts: vec![0; items.len()],
+        best: vec![0; items.len()],
+        best_worth: 0.0,
+        nodes: 0,
+    };
+    let exact = search.explore(0, 0.0);
+    let pattern: Vec<(usize, i64)> = {
+        let mut p: Vec<(usize, i64)> =
+            items.iter().zip(&search.best).filter(|(_, k)| **k > 0).map(|(i, k)| (i.class, *k)).collect();
+        p.sort_unstable();
+        p
+    };
+    let upper = if exact {
+        search.best_worth
+    } else {
+        lagrangian_upper(&items, room).min(fractional_upper(&items, 0, room)).max(search.best_worth)
+    };
+    Knapsack { pattern, worth: search.best_worth, upper }
+}
+
+/// Depth-first branch and bound over item counts, most pods first.
+struct Search<'a> {
+    items: &'a [Item],
+    room: Vec<i64>,
+    counts: Vec<i64>,
+    best: Vec<i64>,
+    best_worth: f64,
+    nodes: usize,
+}
+
+impl Search<'_> {
+    /// Explores counts of `items[i..]` given the counts before; false when the node budget ran out.
+    fn explore(&mut self, i: usize, worth: f64) -> bool {
+        self.nodes += 1;
+        if self.nodes > NODES_PER_KNAPSACK {
+            return false;
+        }
+        // Every node is a pattern that fits (counts only ever take what room is left).
+        if worth > self.best_worth {
+            self.best_worth = worth;
+            self.best.clone_from(&self.counts);
+        }
+        if i == self.items.len() {
+            return true;
+        }
+        // The margin keeps float rounding in the bound from pruning a strictly better pattern.
+        if worth + fractional_upper(self.items, i, &self.room) * (1.0 + 1e-12) <= self.best_worth {
+            return true;
+        }
+        let item = &self.items[i];
+        let most = item
+            .requests
+            .iter()
+            .zip(&self.room)
+            .filter(|(q, _)| **q > 0)
+            .map(|(q, r)| r / q)
+            .fold(item.most, i64::min);
+        for k in (0..=most).rev() {
+            for (r, q) in self.room.iter_mut().zip(&item.requests) {
+                *r -= k * q;
+            }
+            self.counts[i] = k;
+            let complete = self.explore(i + 1, worth + k as f64 * item.worth);
+            self.counts[i] = 0;
+            for (r, q) in self.room.iter_mut().zip(&item.requests) {
+                *r += k * q;
+            }
+            if !complete {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// An upper bound on what `items[from..]` are worth in `room`: for each resource alone, the fractional
+/// knapsack (densest items first, each capped at its count); the least of those.
+fn fractional_upper(items: &[Item], from: usize, room: &[i64]) -> f64 {
+    let rest = &items[from..];
+    let mut upper: f64 = rest.iter().map(|i| i.worth * i.most as f64).sum();
+    for (r, &left) in room.iter().enumerate() {
+        let mut by_density: Vec<&Item> = rest.iter().filter(|i| i.requests[r] > 0).collect();
+        if by_density.is_empty() {
+            continue;
+        }
+        by_density
+            .sort_by(|a, b| (b.worth / b.requests[r] as f64).total_cmp(&(a.worth / a.requests[r] as f64)));
+        let mut worth: f64 =
+            rest.iter().filter(|i| i.requests[r] == 0).map(|i| i.worth * i.most as f64).sum();
+        let mut left = left.max(0) as f64;
+        for item in by_density {
+            if left <= 0.0 {
+                break;
+            }
+            let take = (left / item.requests[r] as f64).min(item.most as f64);
+            worth += take * item.worth;
+            left -= take * item.requests[r] as f64;
+        }
+        upper = upper.min(worth);
+    }
+    upper
+}
+
+/// An upper bound on any pattern's worth from Lagrangian prices `λ ≥ 0` per resource (as a share of the
+/// node): `Σ_r λ_r + Σ_c most_c · max(0, u_c − Σ_r λ_r · share_{c,r})` holds for every `λ ≥ 0`, and the `λ`
+/// that minimises it (the knapsack's LP relaxation dual) comes from `microlp`. Whatever the solver returns is
+/// re-evaluated here, so its inaccuracy can only loosen the bound.
+fn lagrangian_upper(items: &[Item], room: &[i64]) -> f64 {
+    let unlimited: f64 = items.iter().map(|i| i.worth * i.most as f64).sum();
+    let resources: Vec<usize> = (0..room.len()).filter(|&r| room[r] > 0).collect();
+    let share = |item: &Item, r: usize| item.requests[r] as f64 / room[r] as f64;
+    let mut problem = Problem::new(OptimizationDirection::Minimize);
+    let lambda: Vec<_> = resources.iter().map(|_| problem.add_var(1.0, (0.0, f64::INFINITY))).collect();
+    for item in items {
+        let mu = problem.add_var(item.most as f64, (0.0, f64::INFINITY));
+        let mut row = vec![(mu, 1.0)];
+        row.extend(resources.iter().zip(&lambda).map(|(&r, &l)| (l, share(item, r))));
+        problem.add_constraint(row, ComparisonOp::Ge, item.worth);
+    }
+    let Ok(Ok(solution)) = problem.solve().map(|s| s.into_solution()) else { return unlimited };
+    let prices: Vec<f64> = lambda
+        .iter()
+        .map(|&l| solution.var_value(l))
+        .map(|x| if x.is_finite() { x.max(0.0) } else { 0.0 })
+        .collect();
+    let mut upper: f64 = prices.iter().sum();
+    for item in items {
+        let paid: f64 = resources.iter().zip(&prices).map(|(&r, p)| p * share(item, r)).sum();
+        upper += item.most as f64 * (item.worth - paid).max(0.0);
+    }
+    upper.min(unlimited)
+}
