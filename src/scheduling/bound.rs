@@ -43,7 +43,6 @@ use std::{collections::HashMap, sync::Arc};
 use microlp::{ComparisonOp, OptimizationDirection, Problem, Variable};
 
 use crate::{
-    api::labels,
     model::{Pod, Taint},
     resources::{CPU, Resources},
 };
@@ -117,14 +116,10 @@ impl PoolCandidates {
     pub fn new(pools: &[NodePoolTemplate]) -> Self {
         let mut out = Self { candidates: Vec::new(), taints: Vec::new(), nodes: Vec::new() };
         for pool in pools {
-            let zones = pool.requirements.get(labels::ZONE);
-            let capacity_types = pool.requirements.get(labels::CAPACITY_TYPE);
             for t in &pool.instance_types {
                 let it = &t.instance_type;
-                let offering = it.cheapest_offering(|o| {
-                    zones.is_none_or(|z| z.has(&o.zone))
-                        && capacity_types.is_none_or(|c| c.has(o.capacity_type.as_str()))
-                });
+                let offering =
+                    it.cheapest_offering(|o| pool.requirements.allows_offering_at(&o.zone, o.capacity_type));
                 let Some(offering) = offering else { continue };
                 out.candidates.push(Candidate {
                     name: it.name.clone(),

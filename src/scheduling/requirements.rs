@@ -9,6 +9,7 @@ use std::{collections::BTreeMap, collections::BTreeSet, fmt, sync::Arc};
 
 use crate::{
     api::labels,
+    cloud::CapacityType,
     model::{Labels, NodeSelectorTerm, Operator, Requirement},
 };
 
@@ -283,6 +284,13 @@ impl Requirements {
 
     pub fn get(&self, key: &str) -> Option<&ValueSet> {
         self.keys.get(canonical_key(key))
+    }
+
+    /// Whether a node launched in `zone` as `capacity_type` may carry these requirements' zone and
+    /// capacity-type values: which offerings of an instance type can serve them.
+    pub fn allows_offering_at(&self, zone: &str, capacity_type: CapacityType) -> bool {
+        self.get(labels::ZONE).is_none_or(|z| z.has(zone))
+            && self.get(labels::CAPACITY_TYPE).is_none_or(|c| c.has(capacity_type.as_str()))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &ValueSet)> {

@@ -153,14 +153,7 @@ struct PoolCtx<'a> {
 impl PoolCtx<'_> {
     /// Which of [`Self::slots`] `req` allows: [`offering_price`] for many types under one requirement.
     fn allowed_slots(&self, req: &Requirements) -> Vec<bool> {
-        let zones = req.get(labels::ZONE);
-        let capacity_types = req.get(labels::CAPACITY_TYPE);
-        self.slots
-            .iter()
-            .map(|(zone, ct)| {
-                zones.is_none_or(|z| z.has(zone)) && capacity_types.is_none_or(|c| c.has(ct.as_str()))
-            })
-            .collect()
+        self.slots.iter().map(|(zone, ct)| req.allows_offering_at(zone, *ct)).collect()
     }
 
     fn type_matches<'k>(&self, t: &TypeCtx, req: &Requirements, keys: impl Iterator<Item = &'k str>) -> bool {
@@ -182,12 +175,7 @@ impl PoolCtx<'_> {
 }
 
 fn offering_price(it: &InstanceType, req: &Requirements) -> Option<f64> {
-    let zones = req.get(labels::ZONE);
-    let capacity_types = req.get(labels::CAPACITY_TYPE);
-    it.cheapest_offering(|o| {
-        zones.is_none_or(|z| z.has(&o.zone)) && capacity_types.is_none_or(|c| c.has(o.capacity_type.as_str()))
-    })
-    .map(|o| o.price)
+    it.cheapest_offering(|o| req.allows_offering_at(&o.zone, o.capacity_type)).map(|o| o.price)
 }
 
 /// How many pods requesting `each` fit in `room` after `used`. (Field by field: this is the hot loop.)
@@ -1272,12 +1260,13 @@ impl<'a> State<'a> {
         let pool = &self.pools[pi];
         let keys: Vec<&str> = variant(members[0].0).alternatives[0].iter().map(|(k, _)| k).collect();
         // Every type of the pool the members may use, cheapest first.
+        let allowed = pool.allowed_slots(req);
         let mut types: Vec<(usize, f64)> = pool
             .types
             .iter()
             .enumerate()
             .filter(|(_, tc)| pool.type_matches(tc, req, keys.iter().copied()))
-            .filter_map(|(t, tc)| offering_price(&tc.it, req).map(|p| (t, p)))
+            .filter_map(|(t, tc)| tc.price_in(&allowed).map(|p| (t, p)))
             .collect();
         sort_types(&mut types, &pool.types);
         // Only types no other type beats on price and every resource can be the best node.

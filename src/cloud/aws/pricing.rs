@@ -138,7 +138,7 @@ fn table_prices(table: &Catalog) -> HashMap<String, f64> {
         .instance_types
         .iter()
         .filter_map(|t| {
-            let on_demand = t.offerings.iter().find(|o| o.capacity_type == CapacityType::OnDemand)?;
+            let on_demand = t.cheapest_offering(|o| o.capacity_type == CapacityType::OnDemand)?;
             Some((t.name.clone(), on_demand.price))
         })
         .collect()
