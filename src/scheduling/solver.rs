@@ -178,9 +178,20 @@ fn offering_price(it: &InstanceType, req: &Requirements) -> Option<f64> {
     it.cheapest_offering(|o| req.allows_offering_at(&o.zone, o.capacity_type)).map(|o| o.price)
 }
 
-/// How many pods requesting `each` fit in `room` after `used`. (Field by field: this is the hot loop.)
-fn fit_count(room: &Resources, used: &Resources, each: &Resources) -> i64 {
-    let mut n = i64::MAX;
+/// How many pods requesting `each` fit in `room` after `used`, at most `max`. Field by field: this is the
+/// hot loop, and most calls ask about one pod, which takes comparisons rather than divisions.
+fn fit_count(room: &Resources, used: &Resources, each: &Resources, max: i64) -> i64 {
+    if max <= 1 {
+        let fits = |room: i64, used: i64, each: i64| each <= 0 || room - used >= each;
+        let get = |r: &Resources, k: &str| r.extended.get(k).copied().unwrap_or(0);
+        let one = fits(room.cpu, used.cpu, each.cpu)
+            && fits(room.memory, used.memory, each.memory)
+            && fits(room.ephemeral_storage, used.ephemeral_storage, each.ephemeral_storage)
+            && fits(room.pods, used.pods, each.pods)
+            && each.extended.iter().all(|(k, v)| fits(get(room, k), get(used, k), *v));
+        return if one { max.max(0) } else { 0 };
+    }
+    let mut n = max;
     let mut limit = |room: i64, used: i64, each: i64| {
         if each > 0 {
             n = n.min(((room - used) / each).max(0));
@@ -339,6 +350,17 @@ struct ClaimPlan {
     price_per_pod: f64,
 }
 
+/// Which topology rule keeps a pod off a node (see [`State::describe_block`]).
+#[derive(Debug, Clone, Copy)]
+enum TopologyBlock {
+    /// Index into the variant's spreads.
+    Spread(usize),
+    /// A group of the variant's required affinity, anti-affinity, or a running pod's anti-affinity.
+    Affinity(usize),
+    AntiAffinity(usize),
+    RunningAntiAffinity(usize),
+}
+
 enum Attempt {
     Placed(i64),
     /// Nothing more of this class will ever fit here (resources, ports, taints, requirements).
@@ -347,65 +369,85 @@ enum Attempt {
     Blocked,
 }
 
-/// Claims whose topology domains (the variant's pin keys) each have one value, grouped by those values so
-/// one topology check per group and pod judges them all: the check reads nothing else of a claim.
+/// Claims grouped by the values they fix for one set of topology keys (a variant's pin keys): claims of a
+/// group look the same to topology, so one check per group and pod judges them all. Kept across classes
+/// (see [`State::domain_indexes`]): a claim's group only changes when pods land on it.
 #[derive(Default)]
-struct FixedDomains {
-    /// Per claim, once looked up: its group, or `None` while some pin key is open.
+struct DomainIndex {
+    keys: Vec<String>,
+    /// Per claim, once looked up: its group, or `None` while some key is open.
     group_of: Vec<Option<Option<usize>>>,
-    /// Per group: the fixed (pin key, value) pairs, and whether topology blocks it now (once checked).
-    groups: Vec<(Vec<(String, String)>, Option<bool>)>,
+    /// Per group: the fixed (key, value) pairs.
+    groups: Vec<Vec<(String, String)>>,
     /// Group by its pairs.
     index: HashMap<Vec<(String, String)>, usize>,
 }
 
-impl FixedDomains {
-    /// True when claim `c`'s domains are all fixed and topology forbids one more pod of the class there.
-    fn blocked(&mut self, state: &State<'_>, class: &Class, v: &Variant, c: usize) -> bool {
-        if v.pin_keys.is_empty() {
-            return false;
-        }
-        // A hostname key makes every claim its own group: judge it directly, without building one.
-        if v.pin_keys.iter().any(|k| classes::is_hostname(k)) {
-            let req = &state.claims[c].req;
-            return v.pin_keys.iter().all(|k| req.get(k).is_some_and(|s| s.single().is_some()))
-                && state.topology_check(class, v, Where::Planned(req, &[])).is_err();
-        }
+impl DomainIndex {
+    fn group(&mut self, claims: &[Claim], c: usize) -> Option<usize> {
         if self.group_of.len() <= c {
             self.group_of.resize(c + 1, None);
         }
-        let group = *self.group_of[c].get_or_insert_with(|| {
-            let req = &state.claims[c].req;
-            let pins: Vec<(String, String)> = v
-                .pin_keys
+        let (keys, groups, index) = (&self.keys, &mut self.groups, &mut self.index);
+        *self.group_of[c].get_or_insert_with(|| {
+            let req = &claims[c].req;
+            let pins: Vec<(String, String)> = keys
                 .iter()
                 .map(|k| Some((k.clone(), req.get(k)?.single()?.to_string())))
                 .collect::<Option<_>>()?;
-            Some(*self.index.entry(pins).or_insert_with_key(|pins| {
-                self.groups.push((pins.clone(), None));
-                self.groups.len() - 1
+            Some(*index.entry(pins).or_insert_with_key(|pins| {
+                groups.push(pins.clone());
+                groups.len() - 1
             }))
-        });
-        let Some(g) = group else { return false };
-        let (pins, verdict) = &mut self.groups[g];
-        *verdict.get_or_insert_with(|| {
+        })
+    }
+
+    /// Claim `c`'s requirements changed.
+    fn forget(&mut self, c: usize) {
+        if let Some(g) = self.group_of.get_mut(c) {
+            *g = None;
+        }
+    }
+}
+
+/// One class variant's topology verdicts per group of a [`DomainIndex`] (`None` for hostname keys, where
+/// every claim is its own domain and is judged directly).
+struct FixedDomains {
+    index: Option<usize>,
+    /// Per group, once checked since the last placement: whether topology blocks one more pod there.
+    verdicts: Vec<Option<bool>>,
+}
+
+impl FixedDomains {
+    fn new(state: &mut State<'_>, v: &Variant) -> Self {
+        let index = (!v.pin_keys.is_empty() && !v.pin_keys.iter().any(|k| classes::is_hostname(k)))
+            .then(|| state.domain_index(&v.pin_keys));
+        Self { index, verdicts: Vec::new() }
+    }
+
+    /// True when claim `c`'s domains are all fixed and topology forbids one more pod of the class there.
+    fn blocked(&mut self, state: &mut State<'_>, class: &Class, v: &Variant, c: usize) -> bool {
+        if v.pin_keys.is_empty() {
+            return false;
+        }
+        let Some(i) = self.index else {
+            let req = &state.claims[c].req;
+            return v.pin_keys.iter().all(|k| req.get(k).is_some_and(|s| s.single().is_some()))
+                && state.topology_check(class, v, Where::Planned(req, &[])).is_err();
+        };
+        let Some(g) = state.domain_indexes[i].group(&state.claims, c) else { return false };
+        if self.verdicts.len() <= g {
+            self.verdicts.resize(g + 1, None);
+        }
+        *self.verdicts[g].get_or_insert_with(|| {
+            let pins = &state.domain_indexes[i].groups[g];
             state.topology_check(class, v, Where::Planned(&Requirements::new(), pins)).is_err()
         })
     }
 
     /// Counts changed: every verdict is stale.
     fn forget_verdicts(&mut self) {
-        for (_, verdict) in &mut self.groups {
-            *verdict = None;
-        }
-    }
-
-    /// Pods went to claim `c`: counts changed, and so may have its domains.
-    fn placed_on(&mut self, c: usize) {
-        self.forget_verdicts();
-        if let Some(g) = self.group_of.get_mut(c) {
-            *g = None;
-        }
+        self.verdicts.fill(None);
     }
 }
 
@@ -425,6 +467,8 @@ struct State<'a> {
     anti_groups: BTreeSet<usize>,
     assigned: Vec<Option<Target>>,
     reasons: BTreeMap<usize, String>,
+    /// Claims grouped by fixed domains, one index per set of pin keys in use.
+    domain_indexes: Vec<DomainIndex>,
 }
 
 impl<'a> State<'a> {
@@ -461,6 +505,7 @@ impl<'a> State<'a> {
             anti_groups: BTreeSet::new(),
             assigned: vec![None; input.pending.len()],
             reasons: BTreeMap::new(),
+            domain_indexes: Vec::new(),
         }
     }
 
@@ -677,12 +722,13 @@ impl<'a> State<'a> {
 
     // === Topology ===
 
-    fn topology_check(&self, class: &Class, v: &Variant, at: Where<'_>) -> Result<(), String> {
+    /// Whether one more pod of the class may go `at`; the error names the rule that forbids it (formatted
+    /// only when a reason is reported: this runs once per pod and candidate node).
+    fn topology_check(&self, class: &Class, v: &Variant, at: Where<'_>) -> Result<(), TopologyBlock> {
         let domain = |key: &str| at.domain(key);
-        for s in &v.spreads {
-            let key = &self.groups.list[s.group].key.topology_key;
-            if !s.allows(&self.groups, domain(key)) {
-                return Err(format!("topology spread on {key} (maxSkew {}) cannot be satisfied", s.max_skew));
+        for (i, s) in v.spreads.iter().enumerate() {
+            if !s.allows(&self.groups, domain(&self.groups.list[s.group].key.topology_key)) {
+                return Err(TopologyBlock::Spread(i));
             }
         }
         for &g in &v.affinity {
@@ -692,25 +738,37 @@ impl<'a> State<'a> {
                 _ => group.total() == 0 && class.member_of.contains(&g),
             };
             if !ok {
-                return Err(format!(
-                    "required pod affinity on {} has no matching pods there",
-                    group.key.topology_key
-                ));
+                return Err(TopologyBlock::Affinity(g));
             }
         }
         for &g in &v.anti {
             let group = &self.groups.list[g];
             if domain(&group.key.topology_key).is_some_and(|d| group.members_in(d) > 0) {
-                return Err(format!("required pod anti-affinity on {}", group.key.topology_key));
+                return Err(TopologyBlock::AntiAffinity(g));
             }
         }
         for &g in &class.member_of {
             let group = &self.groups.list[g];
             if group.has_owners() && domain(&group.key.topology_key).is_some_and(|d| group.owners_in(d) > 0) {
-                return Err(format!("anti-affinity of running pods on {}", group.key.topology_key));
+                return Err(TopologyBlock::RunningAntiAffinity(g));
             }
         }
         Ok(())
+    }
+
+    fn describe_block(&self, v: &Variant, block: TopologyBlock) -> String {
+        let key = |g: usize| &self.groups.list[g].key.topology_key;
+        match block {
+            TopologyBlock::Spread(i) => {
+                let s = &v.spreads[i];
+                format!("topology spread on {} (maxSkew {}) cannot be satisfied", key(s.group), s.max_skew)
+            }
+            TopologyBlock::Affinity(g) => {
+                format!("required pod affinity on {} has no matching pods there", key(g))
+            }
+            TopologyBlock::AntiAffinity(g) => format!("required pod anti-affinity on {}", key(g)),
+            TopologyBlock::RunningAntiAffinity(g) => format!("anti-affinity of running pods on {}", key(g)),
+        }
     }
 
     /// Counts `count` pods of the class placed on `target` into its groups' domains.
@@ -779,6 +837,17 @@ impl<'a> State<'a> {
                 .collect();
         }
         out
+    }
+
+    /// The [`DomainIndex`] of claims by their values of `keys`.
+    fn domain_index(&mut self, keys: &[String]) -> usize {
+        match self.domain_indexes.iter().position(|d| d.keys == keys) {
+            Some(i) => i,
+            None => {
+                self.domain_indexes.push(DomainIndex { keys: keys.to_vec(), ..DomainIndex::default() });
+                self.domain_indexes.len() - 1
+            }
+        }
     }
 
     // === Placement ===
@@ -873,7 +942,7 @@ impl<'a> State<'a> {
         }
         let plan = self.plan_claim(class, v, (pods.len() - placed) as i64);
         let rho = plan.as_ref().map_or(f64::INFINITY, |p| p.price_per_pod);
-        let mut fixed = FixedDomains::default();
+        let mut fixed = FixedDomains::new(self, v);
         for c in self.open_claim_list() {
             if placed == pods.len() {
                 return placed;
@@ -927,7 +996,7 @@ impl<'a> State<'a> {
         // spread domain keeps the global minimum at 0): a node blocked once stays blocked.
         let blocked_for_good = reusable && v.spreads.iter().all(|s| s.fresh_domains);
         let mut cached = first_plan.ok().filter(|_| reusable);
-        let mut fixed = FixedDomains::default();
+        let mut fixed = FixedDomains::new(self, v);
         let mut placed = 0usize;
         while placed < pods.len() {
             let pod = &pods[placed..placed + 1];
@@ -1000,7 +1069,7 @@ impl<'a> State<'a> {
         {
             return Attempt::Full;
         }
-        let mut k = fit_count(&self.nodes[n].free, &Resources::default(), &pod.requests).min(max);
+        let mut k = fit_count(&self.nodes[n].free, &Resources::default(), &pod.requests, max);
         if k == 0 {
             return Attempt::Full;
         }
@@ -1036,7 +1105,7 @@ impl<'a> State<'a> {
         let claim = &self.claims[c];
         let pool = &self.pools[claim.pool];
         let pod = &class.rep;
-        if fit_count(&claim.hull, &claim.used, &pod.requests) == 0
+        if fit_count(&claim.hull, &claim.used, &pod.requests, 1) == 0
             || first_untolerated(&pod.tolerations, &pool.pool.taints, v.strict_prefer_taints).is_some()
             || ports_conflict(&pod.host_ports, &claim.ports)
         {
@@ -1046,13 +1115,15 @@ impl<'a> State<'a> {
         if fixed.blocked(self, class, v, c) {
             return Attempt::Blocked;
         }
+        let claim = &self.claims[c];
+        let pool = &self.pools[claim.pool];
         // Cheap necessary condition before pins and topology: some type, at a price increase the pod would
         // accept, has room. Types come cheapest first and narrowing only raises prices, so stop early.
         let base_price = claim.types.first().map_or(0.0, |t| t.1);
         let room_somewhere =
             claim.types.iter().take_while(|(_, price)| price - base_price <= rho * max as f64 + 1e-9).any(
                 |&(t, price)| {
-                    let k = fit_count(&pool.types[t].room, &claim.used, &pod.requests).min(max);
+                    let k = fit_count(&pool.types[t].room, &claim.used, &pod.requests, max);
                     k > 0 && price - base_price <= rho * k as f64 + 1e-9
                 },
             );
@@ -1083,7 +1154,7 @@ impl<'a> State<'a> {
                 for &(t, price) in &claim.types {
                     let tc = &pool.types[t];
                     // A type without room for one more pod can never stay among the claim's types.
-                    let k = fit_count(&tc.room, &claim.used, &pod.requests).min(max);
+                    let k = fit_count(&tc.room, &claim.used, &pod.requests, max);
                     if k == 0 || !pool.type_matches(tc, &req, keys.iter().copied()) {
                         continue;
                     }
@@ -1108,7 +1179,7 @@ impl<'a> State<'a> {
                 sort_types(&mut types, &pool.types);
                 let req = req.into_owned();
                 self.add_to_claim(c, class, v, req, types, k, pods);
-                fixed.placed_on(c);
+                fixed.forget_verdicts();
                 return Attempt::Placed(k);
             }
         }
@@ -1140,11 +1211,14 @@ impl<'a> State<'a> {
         claim.hull = hull;
         claim.types = types;
         add_scaled(&mut claim.used, &class.rep.requests, k);
-        if fit_count(&claim.hull, &claim.used, &self.smallest_request) == 0 {
+        if fit_count(&claim.hull, &claim.used, &self.smallest_request, 1) == 0 {
             self.open_claims.retain(|&o| o != c);
         }
         claim.ports.extend(class.rep.host_ports.iter().cloned());
         claim.pods.extend(&pods[..k as usize]);
+        for index in &mut self.domain_indexes {
+            index.forget(c);
+        }
         self.record(class, v, Target::Claim(c), k);
         for &p in &pods[..k as usize] {
             self.assigned[p] = Some(Target::Claim(c));
@@ -1296,7 +1370,7 @@ impl<'a> State<'a> {
                 let mut value = 0.0;
                 for &(ci, own) in &order {
                     let each = &classes[ci].rep.requests;
-                    let k = fit_count(room, &used, each).min(unplaced[ci].len() as i64);
+                    let k = fit_count(room, &used, each, unplaced[ci].len() as i64);
                     if k > 0 {
                         add_scaled(&mut used, each, k);
                         packing.push((ci, k));
@@ -1392,7 +1466,7 @@ impl<'a> State<'a> {
                 let narrowed = narrow(&base, alt);
                 for pins in self.pin_choices(v, &narrowed) {
                     if let Err(e) = self.topology_check(class, v, Where::Planned(&narrowed, &pins)) {
-                        failure.get_or_insert(PoolFailure::Topology(e));
+                        failure.get_or_insert_with(|| PoolFailure::Topology(self.describe_block(v, e)));
                         continue;
                     }
                     let req = pin(&narrowed, &pins);
@@ -1418,7 +1492,7 @@ impl<'a> State<'a> {
                                     continue;
                                 }
                                 let Some(price) = tc.price_in(&allowed) else { continue };
-                                let k = fit_count(&tc.room, &Resources::default(), &pod.requests).min(cap);
+                                let k = fit_count(&tc.room, &Resources::default(), &pod.requests, cap);
                                 if k == 0 {
                                     continue;
                                 }
@@ -1680,15 +1754,19 @@ fn sort_types(types: &mut [(usize, f64)], ctx: &[TypeCtx]) {
 }
 
 /// What a claim that may become any of `types` charges against limits: the most any of them would.
+/// What a claim over `types` charges against the pool's limits: per limit, the most any of them would.
 fn max_charge(pool: &PoolCtx<'_>, types: &[(usize, f64)]) -> BTreeMap<String, i64> {
-    let mut out: BTreeMap<String, i64> = BTreeMap::new();
-    for &(t, _) in types {
-        for (k, v) in limit_charge(&pool.pool.limits, &pool.types[t].it) {
-            let e = out.entry(k).or_insert(0);
-            *e = (*e).max(v);
-        }
+    if types.is_empty() {
+        return BTreeMap::new();
     }
-    out
+    pool.pool
+        .limits
+        .keys()
+        .map(|k| {
+            let charge = |t: usize| if k == NODES_LIMIT { 1 } else { pool.types[t].it.capacity.get(k) };
+            (k.clone(), types.iter().map(|&(t, _)| charge(t)).max().unwrap_or(0))
+        })
+        .collect()
 }
 
 fn limit_blockers(pool: &PoolCtx<'_>, t: &TypeCtx) -> Vec<String> {
