@@ -151,9 +151,19 @@ struct PoolCtx<'a> {
 }
 
 impl PoolCtx<'_> {
-    /// Which of [`Self::slots`] `req` allows: [`offering_price`] for many types under one requirement.
-    fn allowed_slots(&self, req: &Requirements) -> Vec<bool> {
-        self.slots.iter().map(|(zone, ct)| req.allows_offering_at(zone, *ct)).collect()
+    /// Which of [`Self::slots`] `req` allows once `pins` fix some keys: [`offering_price`] for many types
+    /// under one requirement.
+    fn allowed_slots(&self, req: &Requirements, pins: &[(&str, &str)]) -> Vec<bool> {
+        let pinned_to =
+            |key: &str, value: &str| pins.iter().all(|(k, v)| canonical_key(k) != key || *v == value);
+        self.slots
+            .iter()
+            .map(|(zone, ct)| {
+                req.allows_offering_at(zone, *ct)
+                    && pinned_to(labels::ZONE, zone)
+                    && pinned_to(labels::CAPACITY_TYPE, ct.as_str())
+            })
+            .collect()
     }
 
     fn type_matches<'k>(&self, t: &TypeCtx, req: &Requirements, keys: impl Iterator<Item = &'k str>) -> bool {
@@ -278,7 +288,7 @@ struct Class {
 enum Where<'r> {
     Labels(&'r Labels),
     /// A planned node with some keys fixed to one value each (what [`pin`] would make, without copying).
-    Planned(&'r Requirements, &'r [(String, String)]),
+    Planned(&'r Requirements, &'r [(&'r str, &'r str)]),
 }
 
 impl<'r> Where<'r> {
@@ -287,8 +297,7 @@ impl<'r> Where<'r> {
             Where::Labels(l) => label_value(l, key),
             Where::Planned(r, pins) => {
                 let key = canonical_key(key);
-                let mut values =
-                    pins.iter().filter(|(k, _)| canonical_key(k) == key).map(|(_, v)| v.as_str());
+                let mut values = pins.iter().filter(|(k, _)| canonical_key(k) == key).map(|(_, v)| *v);
                 match values.next() {
                     // Two pins of one key with different values leave no value, as `pin` would.
                     Some(v) if values.all(|w| w == v) => Some(v),
@@ -440,8 +449,9 @@ impl FixedDomains {
             self.verdicts.resize(g + 1, None);
         }
         *self.verdicts[g].get_or_insert_with(|| {
-            let pins = &state.domain_indexes[i].groups[g];
-            state.topology_check(class, v, Where::Planned(&Requirements::new(), pins)).is_err()
+            let pins: Vec<(&str, &str)> =
+                state.domain_indexes[i].groups[g].iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            state.topology_check(class, v, Where::Planned(&Requirements::new(), &pins)).is_err()
         })
     }
 
@@ -807,15 +817,15 @@ impl<'a> State<'a> {
 
     /// Ways to fix each of `v.pin_keys` that `req` leaves open to one value: spread-friendliest (fewest
     /// matching pods) first. Keys with no finite value set stay open (the node will lack a fixed domain).
-    fn pin_choices(&self, v: &Variant, req: &Requirements) -> Vec<Vec<(String, String)>> {
-        let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    fn pin_choices<'r>(&self, v: &'r Variant, req: &'r Requirements) -> Vec<Vec<(&'r str, &'r str)>> {
+        let mut out: Vec<Vec<(&str, &str)>> = vec![Vec::new()];
         for key in &v.pin_keys {
             let Some(set) = req.get(key) else { continue };
             if set.single().is_some() {
                 continue;
             }
             let Some(values) = set.finite_values() else { continue };
-            let mut values: Vec<&String> = values.iter().collect();
+            let mut values: Vec<&str> = values.iter().map(String::as_str).collect();
             values.sort_by_cached_key(|val| {
                 let load: i64 = v
                     .spreads
@@ -823,14 +833,14 @@ impl<'a> State<'a> {
                     .filter(|s| &self.groups.list[s.group].key.topology_key == key)
                     .map(|s| self.groups.list[s.group].members_in(val))
                     .sum();
-                (load, (*val).clone())
+                (load, *val)
             });
             out = out
                 .into_iter()
                 .flat_map(|prefix| {
                     values.iter().map(move |val| {
                         let mut p = prefix.clone();
-                        p.push((key.clone(), (*val).clone()));
+                        p.push((key.as_str(), *val));
                         p
                     })
                 })
@@ -1143,41 +1153,53 @@ impl<'a> State<'a> {
                     blocked = true;
                     continue;
                 }
-                let req = pin(&narrowed, &pins);
+                // Only pins of other keys than zone and capacity type (which prices cover) change which
+                // types match: copy the requirements for those alone, and otherwise once placing.
+                let pinned = pins
+                    .iter()
+                    .any(|(k, _)| !matches!(canonical_key(k), labels::ZONE | labels::CAPACITY_TYPE))
+                    .then(|| pin(&narrowed, &pins));
+                let match_req: &Requirements = pinned.as_deref().unwrap_or(&narrowed);
                 let reprice = !pins.is_empty()
                     || alt.get(labels::ZONE).is_some()
                     || alt.get(labels::CAPACITY_TYPE).is_some();
-                let allowed = reprice.then(|| pool.allowed_slots(&req));
-                let keys: Vec<&str> =
-                    alt.iter().map(|(k, _)| k).chain(pins.iter().map(|(k, _)| k.as_str())).collect();
-                let mut fits: Vec<(usize, f64, i64)> = Vec::new();
-                for &(t, price) in &claim.types {
+                let allowed = reprice.then(|| pool.allowed_slots(&narrowed, &pins));
+                let keys = || alt.iter().map(|(k, _)| k).chain(pins.iter().map(|(k, _)| *k));
+                // A type's pods and price under these requirements; `None` without room for one more pod
+                // (then it can never stay among the claim's types) or without a matching offering.
+                let judge = |&(t, price): &(usize, f64)| -> Option<(usize, f64, i64)> {
                     let tc = &pool.types[t];
-                    // A type without room for one more pod can never stay among the claim's types.
                     let k = fit_count(&tc.room, &claim.used, &pod.requests, max);
-                    if k == 0 || !pool.type_matches(tc, &req, keys.iter().copied()) {
-                        continue;
+                    if k == 0 || !pool.type_matches(tc, match_req, keys()) {
+                        return None;
                     }
                     let price = match &allowed {
-                        Some(allowed) => match tc.price_in(allowed) {
-                            Some(p) => p,
-                            None => continue,
-                        },
+                        Some(allowed) => tc.price_in(allowed)?,
                         None => price,
                     };
-                    fits.push((t, price, k));
-                }
-                // The most pods whose price increase per pod is no worse than a fresh node's.
-                let best = fits
+                    Some((t, price, k))
+                };
+                // The most pods whose price increase per pod is no worse than a fresh node's. Narrowing
+                // only raises prices, so only types within `rho * max` of the base price can qualify:
+                // scan every type only once one does.
+                let best = claim
+                    .types
                     .iter()
-                    .filter(|(_, price, k)| *k > 0 && price - base_price <= rho * *k as f64 + 1e-9)
-                    .map(|(_, _, k)| *k)
+                    .take_while(|(_, price)| price - base_price <= rho * max as f64 + 1e-9)
+                    .filter_map(judge)
+                    .filter(|(_, price, k)| price - base_price <= rho * *k as f64 + 1e-9)
+                    .map(|(_, _, k)| k)
                     .max();
                 let Some(k) = best else { continue };
-                let mut types: Vec<(usize, f64)> =
-                    fits.iter().filter(|(_, _, kt)| *kt >= k).map(|&(t, p, _)| (t, p)).collect();
+                let mut types: Vec<(usize, f64)> = claim
+                    .types
+                    .iter()
+                    .filter_map(judge)
+                    .filter(|(_, _, kt)| *kt >= k)
+                    .map(|(t, p, _)| (t, p))
+                    .collect();
                 sort_types(&mut types, &pool.types);
-                let req = req.into_owned();
+                let req = pinned.unwrap_or_else(|| pin(&narrowed, &pins)).into_owned();
                 self.add_to_claim(c, class, v, req, types, k, pods);
                 fixed.forget_verdicts();
                 return Attempt::Placed(k);
@@ -1334,7 +1356,7 @@ impl<'a> State<'a> {
         let pool = &self.pools[pi];
         let keys: Vec<&str> = variant(members[0].0).alternatives[0].iter().map(|(k, _)| k).collect();
         // Every type of the pool the members may use, cheapest first.
-        let allowed = pool.allowed_slots(req);
+        let allowed = pool.allowed_slots(req, &[]);
         let mut types: Vec<(usize, f64)> = pool
             .types
             .iter()
@@ -1471,7 +1493,8 @@ impl<'a> State<'a> {
                     }
                     let req = pin(&narrowed, &pins);
                     // Limits change as claims open: only limitless pools' scans are reusable.
-                    let cache_key = (pi, ai, pins.clone());
+                    let cache_key =
+                        (pi, ai, pins.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
                     let cached = match cache.as_deref_mut() {
                         Some(c) if pool.remaining.is_empty() => c.get(&cache_key).cloned(),
                         _ => None,
@@ -1479,14 +1502,11 @@ impl<'a> State<'a> {
                     let scan = match cached {
                         Some(hit) => hit,
                         None => {
-                            let keys: Vec<&str> = alt
-                                .iter()
-                                .map(|(k, _)| k)
-                                .chain(pins.iter().map(|(k, _)| k.as_str()))
-                                .collect();
+                            let keys: Vec<&str> =
+                                alt.iter().map(|(k, _)| k).chain(pins.iter().map(|(k, _)| *k)).collect();
                             let mut fits: Vec<(usize, f64, i64)> = Vec::new();
                             let mut over_limit: BTreeSet<String> = BTreeSet::new();
-                            let allowed = pool.allowed_slots(&req);
+                            let allowed = pool.allowed_slots(&req, &[]);
                             for (t, tc) in pool.types.iter().enumerate() {
                                 if !pool.type_matches(tc, &req, keys.iter().copied()) {
                                     continue;
@@ -1623,7 +1643,7 @@ impl<'a> State<'a> {
             let mut requirements = claim.req.clone();
             requirements.remove(labels::HOSTNAME);
             let mut launch_options: Vec<LaunchOption> = Vec::new();
-            let allowed = pool.allowed_slots(&requirements);
+            let allowed = pool.allowed_slots(&requirements, &[]);
             for &(t, _) in claim.types.iter().take(MAX_LAUNCH_TYPES) {
                 let tc = &pool.types[t];
                 let it = &tc.it;
@@ -1738,13 +1758,13 @@ fn scaled(each: &Resources, count: i64) -> Resources {
     out
 }
 
-fn pin<'r>(req: &Cow<'r, Requirements>, pins: &[(String, String)]) -> Cow<'r, Requirements> {
+fn pin<'r>(req: &Cow<'r, Requirements>, pins: &[(&str, &str)]) -> Cow<'r, Requirements> {
     if pins.is_empty() {
         return req.clone();
     }
     let mut out = req.clone().into_owned();
     for (k, v) in pins {
-        out.add(k, ValueSet::one_of([v.clone()]));
+        out.add(k, ValueSet::one_of([*v]));
     }
     Cow::Owned(out)
 }
@@ -1935,7 +1955,7 @@ mod tests {
                 if let Some(c) = &ct {
                     req.add(labels::CAPACITY_TYPE, c.clone());
                 }
-                assert_eq!(tc.price_in(&ctx.allowed_slots(&req)), offering_price(&it, &req), "{req}");
+                assert_eq!(tc.price_in(&ctx.allowed_slots(&req, &[])), offering_price(&it, &req), "{req}");
             }
         }
     }
@@ -1943,12 +1963,12 @@ mod tests {
     #[test]
     fn pinned_domains_read_like_the_pinned_requirements() {
         let req = Requirements::from_labels(&[(labels::HOSTNAME.to_string(), "n-1".to_string())].into());
-        let pins = vec![(labels::ZONE.to_string(), ZONES[0].to_string())];
+        let pins = vec![(labels::ZONE, ZONES[0])];
         let at = Where::Planned(&req, &pins);
         assert_eq!(at.domain(labels::ZONE), Some(ZONES[0]));
         assert_eq!(at.domain(labels::BETA_ZONE), Some(ZONES[0]), "aliases read the canonical key");
         assert_eq!(at.domain(labels::HOSTNAME), Some("n-1"));
-        let conflicting = vec![pins[0].clone(), (labels::BETA_ZONE.to_string(), ZONES[1].to_string())];
+        let conflicting = vec![pins[0], (labels::BETA_ZONE, ZONES[1])];
         assert_eq!(Where::Planned(&req, &conflicting).domain(labels::ZONE), None, "as `pin` leaves no value");
     }
 }
