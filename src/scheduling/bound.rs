@@ -95,6 +95,44 @@ pub fn lower_bound(classes: &[PodClass], candidates: &[Candidate]) -> Result<f64
     Ok((assignment.max(configuration) * (1.0 - ROUNDING_MARGIN)).max(lp.cheapest_single_node()))
 }
 
+/// Nodes of one pattern the configuration LP buys whole: `nodes` nodes of candidate `candidate`, each
+/// holding `pods` (class index, pods of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternNodes {
+    pub candidate: usize,
+    pub pods: Vec<(usize, i64)>,
+    pub nodes: i64,
+}
+
+/// A cheap fleet for `classes` on `candidates`, for a packer to open before placing the rest greedily: the
+/// configuration LP's primal over the patterns column generation finds in `rounds` master solves (starting
+/// from per-class values `start`, e.g. each class's price per pod on nodes of its own, and with the
+/// patterns `seeds` ((class, pods) by class, on the cheapest candidate that holds them) in the master from
+/// the start), rounded down.
+/// Deterministic. When the LP's optimum is close to the bound, so is this fleet plus one fractional node
+/// per pattern.
+pub fn whole_pattern_nodes(
+    classes: &[PodClass],
+    candidates: &[Candidate],
+    start: &[f64],
+    seeds: &[Vec<(usize, i64)>],
+    rounds: usize,
+) -> Result<Vec<PatternNodes>, Error> {
+    let lp = AssignmentLp::new(classes, candidates);
+    if lp.pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let budget = patterns::Budget { rounds, nodes_per_knapsack: PACKER_NODES_PER_KNAPSACK, certify: false };
+    Ok(patterns::whole_patterns(&lp, start, seeds, budget)?
+        .into_iter()
+        .map(|((candidate, pods), nodes)| PatternNodes { candidate, pods, nodes })
+        .collect())
+}
+
+/// Knapsack nodes per type and round for [`whole_pattern_nodes`]: it runs inside `solve`, and a pattern
+/// that is good rather than best still improves the fleet.
+const PACKER_NODES_PER_KNAPSACK: usize = 200;
+
 /// [`lower_bound`] for hosting `pods` on new nodes of `pools` (see [`PoolCandidates`]).
 pub fn lower_bound_on_pools(pods: &[Arc<Pod>], pools: &[NodePoolTemplate]) -> Result<f64, Error> {
     let candidates = PoolCandidates::new(pools);
@@ -505,6 +543,20 @@ mod tests {
         )
         .unwrap();
         assert_close(all, undominated);
+    }
+
+    #[test]
+    fn whole_patterns_mix_classes_first_fit_keeps_apart() {
+        // 10 pods of 4 cpu and 20 of 3 cpu on 10-cpu nodes at $0.2. First fit, biggest first, buys 5 nodes
+        // of 2 × 4 cpu and 7 of up to 3 × 3 cpu = $2.40; 4 + 3 + 3 fills a node, so 10 nodes = $2.00.
+        let cands = [candidate("t.x", 10_000, 64, 0.2)];
+        let classes = [class(4000, 0, 10, &cands), class(3000, 0, 20, &cands)];
+        let own = [0.2 / 2.0, 0.2 / 3.0];
+        let fleet = whole_pattern_nodes(&classes, &cands, &own, &[], 8).unwrap();
+        assert_eq!(fleet, [PatternNodes { candidate: 0, pods: vec![(0, 1), (1, 2)], nodes: 10 }]);
+        let cost: f64 = fleet.iter().map(|p| p.nodes as f64 * cands[p.candidate].price).sum();
+        assert_close(cost, 2.0);
+        assert_eq!(fleet, whole_pattern_nodes(&classes, &cands, &own, &[], 8).unwrap(), "deterministic");
     }
 
     #[test]

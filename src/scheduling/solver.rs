@@ -25,6 +25,7 @@ use crate::{
 };
 
 use super::{
+    bound,
     classes::{self, VariantSpec, VolumeTopology},
     requirements::{Requirements, ValueSet, canonical_key, label_value},
     taints::{DisplayTaint, first_untolerated},
@@ -338,6 +339,23 @@ struct ClaimPlan {
     types: Vec<(usize, f64)>,
     price_per_pod: f64,
 }
+
+/// What nodes packed for several classes share: the classes, each member's variant, the pool, the
+/// node requirements and the pool's types they may use (cheapest first).
+#[derive(Clone, Copy)]
+struct Packed<'s, 'c> {
+    classes: &'c [Class],
+    chosen: &'s [(usize, &'c Variant)],
+    pool: usize,
+    req: &'s Requirements,
+    types: &'s [(usize, f64)],
+}
+
+/// Pods a group of classes packed together needs before its nodes come from the configuration LP (see
+/// [`State::open_lp_packings`]).
+const LP_PACKING_MIN_PODS: usize = 500;
+/// Master LP solves of that column generation.
+const LP_PACKING_ROUNDS: usize = 8;
 
 enum Attempt {
     Placed(i64),
@@ -1284,67 +1302,164 @@ impl<'a> State<'a> {
         // Biggest pods first within a node (first-fit-decreasing by their own cost).
         let mut order = members.to_vec();
         order.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        loop {
-            let pool = &self.pools[pi];
-            // The packing (class, pods) whose node, priced at the cheapest type that holds it, costs least
-            // relative to the same pods on nodes of their own.
-            let mut best: Option<(f64, Vec<(usize, i64)>, Resources)> = None;
-            for &t in &candidates {
-                let room = &pool.types[t].room;
-                let mut used = Resources::default();
-                let mut packing = Vec::new();
-                let mut value = 0.0;
-                for &(ci, own) in &order {
-                    let each = &classes[ci].rep.requests;
-                    let k = fit_count(room, &used, each).min(unplaced[ci].len() as i64);
-                    if k > 0 {
-                        add_scaled(&mut used, each, k);
-                        packing.push((ci, k));
-                        value += own * k as f64;
-                    }
-                }
-                if packing.is_empty() {
-                    continue;
-                }
-                let Some(price) = types
-                    .iter()
-                    .find(|&&(u, _)| used.fits_in(&pool.types[u].room) && pool.within_limits(&pool.types[u]))
-                    .map(|&(_, p)| p)
-                else {
-                    continue;
-                };
-                let score = price / value.max(f64::MIN_POSITIVE);
-                if best.as_ref().is_none_or(|b| score < b.0 - 1e-12) {
-                    best = Some((score, packing, used));
-                }
-            }
-            let Some((_, packing, used)) = best else { return };
-            let fitting: Vec<(usize, f64)> =
-                types.iter().copied().filter(|&(t, _)| used.fits_in(&pool.types[t].room)).collect();
+        let packed = Packed { classes, chosen: &chosen, pool: pi, req, types: &types };
+        self.open_lp_packings(&packed, &order, &candidates, unplaced);
+        while let Some((packing, _)) =
+            self.greedy_packing(&packed, &candidates, &order, |ci| unplaced[ci].len() as i64)
+        {
             let repeats = packing.iter().map(|&(ci, k)| unplaced[ci].len() as i64 / k).min().unwrap_or(1);
-            for _ in 0..repeats.max(1) {
-                let pool = &self.pools[pi];
-                if !fitting.iter().any(|&(t, _)| pool.within_limits(&pool.types[t])) {
-                    return;
-                }
-                let (first, k) = packing[0];
-                let plan = ClaimPlan {
-                    pool: pi,
-                    req: req.clone(),
-                    pods: k,
-                    types: fitting.clone(),
-                    price_per_pod: 0.0,
-                };
-                let pods: Vec<usize> = unplaced[first].drain(..k as usize).collect();
-                self.open_claim(&classes[first], variant(first), &plan, &pods);
-                let c = self.claims.len() - 1;
-                for &(ci, k) in &packing[1..] {
-                    let pods: Vec<usize> = unplaced[ci].drain(..k as usize).collect();
-                    let (claim_req, claim_types) = (self.claims[c].req.clone(), self.claims[c].types.clone());
-                    self.add_to_claim(c, &classes[ci], variant(ci), claim_req, claim_types, k, &pods);
-                }
+            if self.open_packed(&packed, &packing, repeats.max(1), unplaced) < repeats.max(1) {
+                return;
             }
         }
+    }
+
+    /// The greedy's next node for `order` (class, price per pod on its own nodes; biggest first) with
+    /// `left(class)` pods left: on each of the `candidates` types, first fit of the pods left; of those
+    /// packings, the one whose node, priced at the cheapest type that holds it within limits, costs least
+    /// relative to the same pods on nodes of their own. Returns it with that cheapest type.
+    fn greedy_packing(
+        &self,
+        packed: &Packed<'_, '_>,
+        candidates: &[usize],
+        order: &[(usize, f64)],
+        left: impl Fn(usize) -> i64,
+    ) -> Option<(Vec<(usize, i64)>, usize)> {
+        let pool = &self.pools[packed.pool];
+        let mut best: Option<(f64, Vec<(usize, i64)>, usize)> = None;
+        for &t in candidates {
+            let room = &pool.types[t].room;
+            let mut used = Resources::default();
+            let mut packing = Vec::new();
+            let mut value = 0.0;
+            for &(ci, own) in order {
+                let each = &packed.classes[ci].rep.requests;
+                let k = fit_count(room, &used, each).min(left(ci));
+                if k > 0 {
+                    add_scaled(&mut used, each, k);
+                    packing.push((ci, k));
+                    value += own * k as f64;
+                }
+            }
+            if packing.is_empty() {
+                continue;
+            }
+            let Some(&(cheapest, price)) = packed
+                .types
+                .iter()
+                .find(|&&(u, _)| used.fits_in(&pool.types[u].room) && pool.within_limits(&pool.types[u]))
+            else {
+                continue;
+            };
+            let score = price / value.max(f64::MIN_POSITIVE);
+            if best.as_ref().is_none_or(|b| score < b.0 - 1e-12) {
+                best = Some((score, packing, cheapest));
+            }
+        }
+        best.map(|(_, packing, t)| (packing, t))
+    }
+
+    /// Opens the whole nodes of the configuration LP's primal solution for `members` (see
+    /// [`bound::whole_pattern_nodes`]) over the `candidates` types; the greedy places what they leave.
+    /// Stops at the first node a limit forbids. Small groups are left to the greedy alone: rounding costs
+    /// up to a node per pattern, and the LP's time pays only over many nodes.
+    fn open_lp_packings(
+        &mut self,
+        packed: &Packed<'_, '_>,
+        members: &[(usize, f64)],
+        candidates: &[usize],
+        unplaced: &mut [Vec<usize>],
+    ) {
+        let pods: usize = members.iter().map(|&(ci, _)| unplaced[ci].len()).sum();
+        if pods < LP_PACKING_MIN_PODS {
+            return;
+        }
+        let pool = &self.pools[packed.pool];
+        let price = |t: usize| packed.types.iter().find(|&&(u, _)| u == t).map_or(f64::INFINITY, |&(_, p)| p);
+        let lp_types: Vec<bound::Candidate> = candidates
+            .iter()
+            .map(|&t| bound::Candidate {
+                name: pool.types[t].it.name.clone(),
+                allocatable: pool.types[t].room.clone(),
+                price: price(t),
+            })
+            .collect();
+        let lp_classes: Vec<bound::PodClass> = members
+            .iter()
+            .map(|&(ci, _)| bound::PodClass {
+                requests: packed.classes[ci].rep.requests.clone(),
+                count: unplaced[ci].len(),
+                candidates: (0..lp_types.len()).collect(),
+            })
+            .collect();
+        let own: Vec<f64> = members.iter().map(|&(_, own)| own).collect();
+        // The nodes the greedy alone would open seed the LP, so its fleet is never dearer than theirs.
+        let mut left: Vec<i64> = members.iter().map(|&(ci, _)| unplaced[ci].len() as i64).collect();
+        let member = |ci: usize| members.iter().position(|&(m, _)| m == ci).expect("a member");
+        let mut seeds: Vec<Vec<(usize, i64)>> = Vec::new();
+        while let Some((packing, _)) = self.greedy_packing(packed, candidates, members, |ci| left[member(ci)])
+        {
+            let repeats = packing.iter().map(|&(ci, k)| left[member(ci)] / k).min().unwrap_or(1).max(1);
+            for &(ci, k) in &packing {
+                left[member(ci)] -= k * repeats;
+            }
+            let mut pattern: Vec<(usize, i64)> = packing.iter().map(|&(ci, k)| (member(ci), k)).collect();
+            pattern.sort_unstable();
+            seeds.push(pattern);
+        }
+        let Ok(fleet) = bound::whole_pattern_nodes(&lp_classes, &lp_types, &own, &seeds, LP_PACKING_ROUNDS)
+        else {
+            return;
+        };
+        for nodes in fleet {
+            // Members in the greedy's order (dearest own cost first), as class indices.
+            let mut packing: Vec<(usize, i64)> = nodes.pods.iter().map(|&(m, k)| (members[m].0, k)).collect();
+            packing.sort_by_key(|&(ci, _)| members.iter().position(|&(m, _)| m == ci));
+            let repeats =
+                packing.iter().map(|&(ci, k)| unplaced[ci].len() as i64 / k).fold(nodes.nodes, i64::min);
+            if repeats > 0 && self.open_packed(packed, &packing, repeats, unplaced) < repeats {
+                return;
+            }
+        }
+    }
+
+    /// Opens `repeats` nodes holding `packing` (class, pods) from the front of `unplaced`, each a claim
+    /// flexible over every type of `packed.types` that holds it. Returns how many it opened: fewer when a
+    /// limit forbids every such type.
+    fn open_packed(
+        &mut self,
+        packed: &Packed<'_, '_>,
+        packing: &[(usize, i64)],
+        repeats: i64,
+        unplaced: &mut [Vec<usize>],
+    ) -> i64 {
+        let Packed { classes, chosen, pool: pi, req, types } = *packed;
+        let variant = |ci: usize| chosen.iter().find(|(c, _)| *c == ci).expect("a member").1;
+        let mut used = Resources::default();
+        for &(ci, k) in packing {
+            add_scaled(&mut used, &classes[ci].rep.requests, k);
+        }
+        let pool = &self.pools[pi];
+        let fitting: Vec<(usize, f64)> =
+            types.iter().copied().filter(|&(t, _)| used.fits_in(&pool.types[t].room)).collect();
+        for opened in 0..repeats {
+            let pool = &self.pools[pi];
+            if !fitting.iter().any(|&(t, _)| pool.within_limits(&pool.types[t])) {
+                return opened;
+            }
+            let (first, k) = packing[0];
+            let plan =
+                ClaimPlan { pool: pi, req: req.clone(), pods: k, types: fitting.clone(), price_per_pod: 0.0 };
+            let pods: Vec<usize> = unplaced[first].drain(..k as usize).collect();
+            self.open_claim(&classes[first], variant(first), &plan, &pods);
+            let c = self.claims.len() - 1;
+            for &(ci, k) in &packing[1..] {
+                let pods: Vec<usize> = unplaced[ci].drain(..k as usize).collect();
+                let (claim_req, claim_types) = (self.claims[c].req.clone(), self.claims[c].types.clone());
+                self.add_to_claim(c, &classes[ci], variant(ci), claim_req, claim_types, k, &pods);
+            }
+        }
+        repeats
     }
 
     fn open_claim_list(&self) -> Vec<usize> {

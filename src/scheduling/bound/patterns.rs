@@ -24,7 +24,7 @@ use microlp::{ComparisonOp, OptimizationDirection, Problem};
 
 use super::{AssignmentLp, Error};
 
-/// Master LP solves (and so `u` vectors certified) at most.
+/// Master LP solves (and so `u` vectors certified) at most, for the bound.
 const MAX_ROUNDS: usize = 8;
 /// Branch-and-bound nodes one knapsack may visit before `V_t` falls back to the Lagrangian bound.
 const NODES_PER_KNAPSACK: usize = 1_000;
@@ -48,9 +48,70 @@ struct Knapsack {
     upper: f64,
 }
 
+/// A pattern: the type it fills and (class, pods) with at least one pod, by class.
+pub(super) type Pattern = (usize, Vec<(usize, i64)>);
+
+/// What one column-generation run found.
+struct Generation {
+    /// Every pattern priced in: the one-class patterns, then what the knapsacks found.
+    patterns: Vec<Pattern>,
+    /// The best Farley bound over the `u` vectors tried, in $/h.
+    bound: f64,
+}
+
+/// How long one column-generation run may search.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Budget {
+    /// Master LP solves (and so `u` vectors tried) at most.
+    pub rounds: usize,
+    /// Branch-and-bound nodes one knapsack may visit.
+    pub nodes_per_knapsack: usize,
+    /// Whether the bound is wanted: knapsacks whose search was cut short then pay for an upper bound (an
+    /// LP each) to keep the certificate valid.
+    pub certify: bool,
+}
+
+/// The budget of the bound: the quality of the certificate is what counts.
+const BOUND_BUDGET: Budget =
+    Budget { rounds: MAX_ROUNDS, nodes_per_knapsack: NODES_PER_KNAPSACK, certify: true };
+
 /// The configuration-LP bound in $/h, from the assignment LP's certified per-class values `start` (not yet
 /// lowered by the rounding margin).
 pub(super) fn configuration_bound(lp: &AssignmentLp, start: &[f64]) -> Result<f64, Error> {
+    Ok(generate(lp, start, &[], BOUND_BUDGET)?.bound)
+}
+
+/// Whole nodes of the configuration LP's primal solution over the patterns column generation finds from
+/// per-class values `start` and `seeds` (see [`generate`]): `(pattern, ⌊x_p⌋)` for every pattern bought at least once, most bought first.
+/// Rounding down leaves at most one fractional node per pattern for the caller to place otherwise.
+pub(super) fn whole_patterns(
+    lp: &AssignmentLp,
+    start: &[f64],
+    seeds: &[Vec<(usize, i64)>],
+    budget: Budget,
+) -> Result<Vec<(Pattern, i64)>, Error> {
+    let patterns = generate(lp, start, seeds, budget)?.patterns;
+    let bought = solve_primal(lp, &patterns)?;
+    let mut whole: Vec<(usize, i64, f64)> = bought
+        .iter()
+        .enumerate()
+        // The tolerance keeps 2.9999999 from rounding down to 2.
+        .map(|(i, &x)| (i, (x + 1e-6).floor() as i64, x))
+        .filter(|&(_, n, _)| n >= 1)
+        .collect();
+    whole.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    Ok(whole.into_iter().map(|(i, n, _)| (patterns[i].clone(), n)).collect())
+}
+
+/// Column generation from per-class values `start` and the patterns `seeds` ((class, pods) by class): the
+/// restricted master over the patterns so far gives `u`, each type's knapsack at `u` the patterns that
+/// improve it.
+fn generate(
+    lp: &AssignmentLp,
+    start: &[f64],
+    seeds: &[Vec<(usize, i64)>],
+    budget: Budget,
+) -> Result<Generation, Error> {
     // Per type, the classes it holds and how many of each one node holds (no more than there are pods).
     let mut hosts: Vec<Vec<(usize, i64)>> = vec![Vec::new(); lp.prices.len()];
     for p in &lp.pairs {
@@ -59,14 +120,34 @@ pub(super) fn configuration_bound(lp: &AssignmentLp, start: &[f64]) -> Result<f6
     }
     let types: Vec<usize> = (0..hosts.len()).filter(|&t| !hosts[t].is_empty()).collect();
     // Start the master with the one-class patterns (they bound every u_c).
-    let mut patterns: Vec<(usize, Vec<(usize, i64)>)> = Vec::new();
-    let mut seen: HashSet<(usize, Vec<(usize, i64)>)> = HashSet::new();
+    let mut patterns: Vec<Pattern> = Vec::new();
+    let mut seen: HashSet<Pattern> = HashSet::new();
     for &t in &types {
         for &(c, most) in &hosts[t] {
             let pattern = (t, vec![(c, most)]);
             if seen.insert(pattern.clone()) {
                 patterns.push(pattern);
             }
+        }
+    }
+    // Each seed goes on the cheapest type that holds it.
+    for pattern in seeds {
+        let holds = |t: usize| {
+            let room = &lp.allocatable_units[t];
+            pattern.iter().all(|(c, k)| *k > 0 && hosts[t].iter().any(|(h, _)| h == c))
+                && (0..room.len()).all(|r| {
+                    pattern.iter().map(|&(c, k)| k * lp.requests_units[c][r]).sum::<i64>() <= room[r]
+                })
+        };
+        let cheapest = types
+            .iter()
+            .copied()
+            .filter(|&t| holds(t))
+            .min_by(|&a, &b| lp.prices[a].total_cmp(&lp.prices[b]));
+        if let Some(t) = cheapest
+            && seen.insert((t, pattern.clone()))
+        {
+            patterns.push((t, pattern.clone()));
         }
     }
     let demand = |u: &[f64]| -> f64 { u.iter().zip(&lp.counts).map(|(u, n)| u * n).sum() };
@@ -76,7 +157,7 @@ pub(super) fn configuration_bound(lp: &AssignmentLp, start: &[f64]) -> Result<f6
         let mut ratio = 1.0f64;
         let mut added = false;
         for &t in &types {
-            let knapsack = best_pattern(lp, &hosts[t], t, &u);
+            let knapsack = best_pattern(lp, &hosts[t], t, &u, budget);
             let price = lp.prices[t];
             ratio = ratio.max(if price > 0.0 { knapsack.upper / price } else { f64::INFINITY });
             // The start `u` is no master's optimum: its best patterns seed the master even when none is
@@ -91,16 +172,45 @@ pub(super) fn configuration_bound(lp: &AssignmentLp, start: &[f64]) -> Result<f6
         if ratio.is_finite() {
             best = best.max(demand(&u) / ratio);
         }
-        if !added || round + 1 >= MAX_ROUNDS {
+        if !added || round + 1 >= budget.rounds {
             break;
         }
         u = solve_master(lp, &patterns)?;
     }
-    Ok(best)
+    Ok(Generation { patterns, bound: best })
+}
+
+/// The restricted configuration LP's primal over `patterns`: how many nodes of each to buy so every pod of
+/// a class some pattern holds is covered, at least cost.
+fn solve_primal(lp: &AssignmentLp, patterns: &[Pattern]) -> Result<Vec<f64>, Error> {
+    let mut problem = Problem::new(OptimizationDirection::Minimize);
+    let bought: Vec<_> =
+        patterns.iter().map(|(t, _)| problem.add_var(lp.prices[*t], (0.0, f64::INFINITY))).collect();
+    let mut rows: Vec<Vec<(microlp::Variable, f64)>> = vec![Vec::new(); lp.counts.len()];
+    for ((_, pattern), &x) in patterns.iter().zip(&bought) {
+        for &(c, a) in pattern {
+            rows[c].push((x, a as f64));
+        }
+    }
+    for (row, &n) in rows.into_iter().zip(&lp.counts) {
+        if !row.is_empty() {
+            problem.add_constraint(row, ComparisonOp::Ge, n);
+        }
+    }
+    let solution = problem
+        .solve()
+        .map_err(|e| Error::Solver(e.to_string()))?
+        .into_solution()
+        .map_err(|_| Error::Solver("interrupted".into()))?;
+    Ok(bought
+        .iter()
+        .map(|&x| solution.var_value(x))
+        .map(|x| if x.is_finite() { x.max(0.0) } else { 0.0 })
+        .collect())
 }
 
 /// The restricted configuration dual over `patterns`: per class its `u_c` (0 for classes in none).
-fn solve_master(lp: &AssignmentLp, patterns: &[(usize, Vec<(usize, i64)>)]) -> Result<Vec<f64>, Error> {
+fn solve_master(lp: &AssignmentLp, patterns: &[Pattern]) -> Result<Vec<f64>, Error> {
     let mut problem = Problem::new(OptimizationDirection::Maximize);
     let mut vars = vec![None; lp.counts.len()];
     for (_, pattern) in patterns {
@@ -124,8 +234,9 @@ fn solve_master(lp: &AssignmentLp, patterns: &[(usize, Vec<(usize, i64)>)]) -> R
         .collect())
 }
 
-/// The most valuable pattern on type `t` at prices `u`, exact unless the node budget runs out.
-fn best_pattern(lp: &AssignmentLp, hosts: &[(usize, i64)], t: usize, u: &[f64]) -> Knapsack {
+/// The most valuable pattern on type `t` at prices `u`, exact unless the node budget runs out (then `upper`
+/// is only an upper bound when `budget.certify`).
+fn best_pattern(lp: &AssignmentLp, hosts: &[(usize, i64)], t: usize, u: &[f64], budget: Budget) -> Knapsack {
     let room = &lp.allocatable_units[t];
     // Densest first (worth per share of the node's scarcest resource): the first leaf is the greedy
     // pattern and good incumbents prune early.
@@ -154,6 +265,7 @@ fn best_pattern(lp: &AssignmentLp, hosts: &[(usize, i64)], t: usize, u: &[f64]) 
         best: vec![0; items.len()],
         best_worth: 0.0,
         nodes: 0,
+        budget: budget.nodes_per_knapsack,
     };
     let exact = search.explore(0, 0.0);
     let pattern: Vec<(usize, i64)> = {
@@ -162,7 +274,7 @@ fn best_pattern(lp: &AssignmentLp, hosts: &[(usize, i64)], t: usize, u: &[f64]) 
         p.sort_unstable();
         p
     };
-    let upper = if exact {
+    let upper = if exact || !budget.certify {
         search.best_worth
     } else {
         lagrangian_upper(&items, room).min(fractional_upper(&items, 0, room)).max(search.best_worth)
@@ -178,13 +290,15 @@ struct Search<'a> {
     best: Vec<i64>,
     best_worth: f64,
     nodes: usize,
+    /// Nodes it may visit.
+    budget: usize,
 }
 
 impl Search<'_> {
     /// Explores counts of `items[i..]` given the counts before; false when the node budget ran out.
     fn explore(&mut self, i: usize, worth: f64) -> bool {
         self.nodes += 1;
-        if self.nodes > NODES_PER_KNAPSACK {
+        if self.nodes > self.budget {
             return false;
         }
         // Every node is a pattern that fits (counts only ever take what room is left).
