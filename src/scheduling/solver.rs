@@ -1360,9 +1360,9 @@ impl<'a> State<'a> {
     }
 
     /// Opens the whole nodes of the configuration LP's primal solution for `members` (see
-    /// [`bound::whole_pattern_nodes`]) over the `candidates` types; the greedy places what they leave.
-    /// Stops at the first node a limit forbids. Small groups are left to the greedy alone: rounding costs
-    /// up to a node per pattern, and the LP's time pays only over many nodes.
+    /// [`bound::pattern_nodes`]) over the `candidates` types when they beat the greedy's estimate; the
+    /// greedy places what they leave. Stops at the first node a limit forbids. Small groups are left to the
+    /// greedy alone: the fractional nodes weigh more there, and the LP's time pays only over many nodes.
     fn open_lp_packings(
         &mut self,
         packed: &Packed<'_, '_>,
@@ -1374,53 +1374,116 @@ impl<'a> State<'a> {
         if pods < LP_PACKING_MIN_PODS {
             return;
         }
+        // Members with the same requests are one LP class (same pool and requirements, so the same own
+        // cost): the LP's size then does not grow with the number of deployments.
+        let mut shapes: Vec<(f64, Vec<usize>)> = Vec::new();
+        for &(ci, own) in members {
+            let requests = &packed.classes[ci].rep.requests;
+            match shapes.iter_mut().find(|(_, m)| &packed.classes[m[0]].rep.requests == requests) {
+                Some((_, m)) => m.push(ci),
+                None => shapes.push((own, vec![ci])),
+            }
+        }
         let pool = &self.pools[packed.pool];
-        let price = |t: usize| packed.types.iter().find(|&&(u, _)| u == t).map_or(f64::INFINITY, |&(_, p)| p);
         let lp_types: Vec<bound::Candidate> = candidates
             .iter()
             .map(|&t| bound::Candidate {
                 name: pool.types[t].it.name.clone(),
                 allocatable: pool.types[t].room.clone(),
-                price: price(t),
+                price: packed.types.iter().find(|&&(u, _)| u == t).map_or(f64::INFINITY, |&(_, p)| p),
             })
             .collect();
-        let lp_classes: Vec<bound::PodClass> = members
+        let pods_of = |m: &[usize]| m.iter().map(|&ci| unplaced[ci].len()).sum::<usize>();
+        let lp_classes: Vec<bound::PodClass> = shapes
             .iter()
-            .map(|&(ci, _)| bound::PodClass {
-                requests: packed.classes[ci].rep.requests.clone(),
-                count: unplaced[ci].len(),
+            .map(|(_, m)| bound::PodClass {
+                requests: packed.classes[m[0]].rep.requests.clone(),
+                count: pods_of(m),
                 candidates: (0..lp_types.len()).collect(),
             })
             .collect();
-        let own: Vec<f64> = members.iter().map(|&(_, own)| own).collect();
-        // The nodes the greedy alone would open seed the LP, so its fleet is never dearer than theirs.
-        let mut left: Vec<i64> = members.iter().map(|&(ci, _)| unplaced[ci].len() as i64).collect();
-        let member = |ci: usize| members.iter().position(|&(m, _)| m == ci).expect("a member");
-        let mut seeds: Vec<Vec<(usize, i64)>> = Vec::new();
-        while let Some((packing, _)) = self.greedy_packing(packed, candidates, members, |ci| left[member(ci)])
-        {
-            let repeats = packing.iter().map(|&(ci, k)| left[member(ci)] / k).min().unwrap_or(1).max(1);
-            for &(ci, k) in &packing {
-                left[member(ci)] -= k * repeats;
-            }
-            let mut pattern: Vec<(usize, i64)> = packing.iter().map(|&(ci, k)| (member(ci), k)).collect();
-            pattern.sort_unstable();
-            seeds.push(pattern);
-        }
-        let Ok(fleet) = bound::whole_pattern_nodes(&lp_classes, &lp_types, &own, &seeds, LP_PACKING_ROUNDS)
-        else {
+        let own: Vec<f64> = shapes.iter().map(|&(own, _)| own).collect();
+        // The nodes the greedy alone would open (per shape) seed the LP, so its fleet costs no more.
+        let by_shape: Vec<(usize, f64)> = shapes.iter().map(|(own, m)| (m[0], *own)).collect();
+        let counts: Vec<i64> = lp_classes.iter().map(|c| c.count as i64).collect();
+        let (greedy_cost, seeds) = self.greedy_fleet(packed, candidates, &by_shape, counts.clone());
+        let Ok(fleet) = bound::pattern_nodes(&lp_classes, &lp_types, &own, &seeds, LP_PACKING_ROUNDS) else {
             return;
         };
-        for nodes in fleet {
-            // Members in the greedy's order (dearest own cost first), as class indices.
-            let mut packing: Vec<(usize, i64)> = nodes.pods.iter().map(|&(m, k)| (members[m].0, k)).collect();
-            packing.sort_by_key(|&(ci, _)| members.iter().position(|&(m, _)| m == ci));
-            let repeats =
-                packing.iter().map(|&(ci, k)| unplaced[ci].len() as i64 / k).fold(nodes.nodes, i64::min);
-            if repeats > 0 && self.open_packed(packed, &packing, repeats, unplaced) < repeats {
-                return;
+        // Whole nodes only: the fractions are left to the greedy (rounding them up opened large nodes for
+        // a few pods). Kept only when the LP's whole nodes plus the greedy's estimate for what they leave
+        // beat the greedy alone.
+        let mut left = counts;
+        let mut lp_cost = 0.0;
+        for p in &fleet {
+            lp_cost += p.nodes as f64 * lp_types[p.candidate].price;
+            for &(s, k) in &p.pods {
+                left[s] = (left[s] - p.nodes * k).max(0);
             }
         }
+        let (rest_cost, _) = self.greedy_fleet(packed, candidates, &by_shape, left);
+        if lp_cost + rest_cost >= greedy_cost - 1e-9 {
+            return;
+        }
+        for nodes in &fleet {
+            let mut wanted = nodes.nodes;
+            while wanted > 0 {
+                // Each shape's pods from its classes in turn; where the LP covered a shape more than once
+                // over (its constraint is ≥) the node holds what is left.
+                let mut packing: Vec<(usize, i64)> = Vec::new();
+                let mut whole = true;
+                for &(s, k) in &nodes.pods {
+                    let mut need = k;
+                    for &ci in &shapes[s].1 {
+                        let take = need.min(unplaced[ci].len() as i64);
+                        if take > 0 {
+                            whole &= take == k;
+                            packing.push((ci, take));
+                            need -= take;
+                        }
+                    }
+                    whole &= need == 0;
+                }
+                if packing.is_empty() {
+                    break;
+                }
+                let repeats = if whole {
+                    packing.iter().map(|&(ci, k)| unplaced[ci].len() as i64 / k).fold(wanted, i64::min)
+                } else {
+                    1
+                };
+                if self.open_packed(packed, &packing, repeats, unplaced) < repeats {
+                    return;
+                }
+                wanted -= repeats;
+            }
+        }
+    }
+
+    /// What the greedy would open for `left[i]` pods of each of `shapes` (representative class, own cost;
+    /// biggest first), without opening it: its cost in $/h (each node at the cheapest type holding it) and
+    /// its distinct packings as (shape, pods) patterns.
+    fn greedy_fleet(
+        &self,
+        packed: &Packed<'_, '_>,
+        candidates: &[usize],
+        shapes: &[(usize, f64)],
+        mut left: Vec<i64>,
+    ) -> (f64, Vec<Vec<(usize, i64)>>) {
+        let shape = |ci: usize| shapes.iter().position(|&(rep, _)| rep == ci).expect("a shape");
+        let (mut cost, mut patterns) = (0.0, Vec::new());
+        while let Some((packing, t)) = self.greedy_packing(packed, candidates, shapes, |ci| left[shape(ci)]) {
+            let repeats = packing.iter().map(|&(ci, k)| left[shape(ci)] / k).min().unwrap_or(1).max(1);
+            for &(ci, k) in &packing {
+                left[shape(ci)] -= k * repeats;
+            }
+            let price = packed.types.iter().find(|&&(u, _)| u == t).map_or(0.0, |&(_, p)| p);
+            cost += repeats as f64 * price;
+            let mut pattern: Vec<(usize, i64)> = packing.iter().map(|&(ci, k)| (shape(ci), k)).collect();
+            pattern.sort_unstable();
+            patterns.push(pattern);
+        }
+        (cost, patterns)
     }
 
     /// Opens `repeats` nodes holding `packing` (class, pods) from the front of `unplaced`, each a claim

@@ -17,12 +17,16 @@
 //! exactly by branch and bound when small (most nodes hold a few pods); when its node budget runs out `V_t`
 //! falls back to a Lagrangian upper bound, which keeps the certificate valid. Fixed round and node budgets
 //! keep it bounded and deterministic.
+//!
+//! The same column generation serves the packer ([`bought_patterns`]): there it starts from the packer's
+//! own per-class prices and the greedy's patterns, skips the certification, takes a few patterns per knapsack
+//! and round, and ends with the restricted LP's primal (how many nodes of each pattern to buy).
 
 use std::collections::HashSet;
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem};
 
-use super::{AssignmentLp, Error};
+use super::{AssignmentLp, Error, non_negative, solve_lp};
 
 /// Master LP solves (and so `u` vectors certified) at most, for the bound.
 const MAX_ROUNDS: usize = 8;
@@ -46,6 +50,8 @@ struct Knapsack {
     pattern: Vec<(usize, i64)>,
     worth: f64,
     upper: f64,
+    /// Next-best patterns the search met (with their worth), best first, as many as the budget asks.
+    runners_up: Vec<(Vec<(usize, i64)>, f64)>,
 }
 
 /// A pattern: the type it fills and (class, pods) with at least one pod, by class.
@@ -69,11 +75,14 @@ pub(super) struct Budget {
     /// Whether the bound is wanted: knapsacks whose search was cut short then pay for an upper bound (an
     /// LP each) to keep the certificate valid.
     pub certify: bool,
+    /// Patterns one knapsack may add per round: its best and the best incumbents it replaced (more columns
+    /// per round converge in fewer master solves).
+    pub columns_per_type: usize,
 }
 
 /// The budget of the bound: the quality of the certificate is what counts.
 const BOUND_BUDGET: Budget =
-    Budget { rounds: MAX_ROUNDS, nodes_per_knapsack: NODES_PER_KNAPSACK, certify: true };
+    Budget { rounds: MAX_ROUNDS, nodes_per_knapsack: NODES_PER_KNAPSACK, certify: true, columns_per_type: 1 };
 
 /// The configuration-LP bound in $/h, from the assignment LP's certified per-class values `start` (not yet
 /// lowered by the rounding margin).
@@ -81,26 +90,30 @@ pub(super) fn configuration_bound(lp: &AssignmentLp, start: &[f64]) -> Result<f6
     Ok(generate(lp, start, &[], BOUND_BUDGET)?.bound)
 }
 
-/// Whole nodes of the configuration LP's primal solution over the patterns column generation finds from
-/// per-class values `start` and `seeds` (see [`generate`]): `(pattern, ⌊x_p⌋)` for every pattern bought at least once, most bought first.
-/// Rounding down leaves at most one fractional node per pattern for the caller to place otherwise.
-pub(super) fn whole_patterns(
+/// The configuration LP's primal solution over the patterns column generation finds from per-class values
+/// `start` and `seeds` (see [`generate`]): `(pattern, whole nodes ⌊x_p⌋, whether x_p has a fractional part
+/// too)` for every pattern bought, most bought first.
+pub(super) fn bought_patterns(
     lp: &AssignmentLp,
     start: &[f64],
     seeds: &[Vec<(usize, i64)>],
     budget: Budget,
-) -> Result<Vec<(Pattern, i64)>, Error> {
+) -> Result<Vec<(Pattern, i64, bool)>, Error> {
     let patterns = generate(lp, start, seeds, budget)?.patterns;
     let bought = solve_primal(lp, &patterns)?;
-    let mut whole: Vec<(usize, i64, f64)> = bought
+    // The tolerance keeps 2.9999999 from rounding down to 2 and 2.0000001 from asking for a third node.
+    const TOLERANCE: f64 = 1e-6;
+    let mut out: Vec<(usize, i64, bool, f64)> = bought
         .iter()
         .enumerate()
-        // The tolerance keeps 2.9999999 from rounding down to 2.
-        .map(|(i, &x)| (i, (x + 1e-6).floor() as i64, x))
-        .filter(|&(_, n, _)| n >= 1)
+        .filter(|&(_, &x)| x > TOLERANCE)
+        .map(|(i, &x)| {
+            let whole = (x + TOLERANCE).floor();
+            (i, whole as i64, x - whole > TOLERANCE, x)
+        })
         .collect();
-    whole.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-    Ok(whole.into_iter().map(|(i, n, _)| (patterns[i].clone(), n)).collect())
+    out.sort_by(|a, b| b.3.total_cmp(&a.3).then(a.0.cmp(&b.0)));
+    Ok(out.into_iter().map(|(i, whole, fraction, _)| (patterns[i].clone(), whole, fraction)).collect())
 }
 
 /// Column generation from per-class values `start` and the patterns `seeds` ((class, pods) by class): the
@@ -151,7 +164,7 @@ fn generate(
         }
     }
     let demand = |u: &[f64]| -> f64 { u.iter().zip(&lp.counts).map(|(u, n)| u * n).sum() };
-    let mut u: Vec<f64> = start.iter().map(|&x| if x.is_finite() { x.max(0.0) } else { 0.0 }).collect();
+    let mut u: Vec<f64> = start.iter().copied().map(non_negative).collect();
     let mut best = 0.0f64;
     for round in 0.. {
         let mut ratio = 1.0f64;
@@ -167,6 +180,12 @@ fn generate(
             if wanted && seen.insert((t, knapsack.pattern.clone())) {
                 patterns.push((t, knapsack.pattern));
                 added = true;
+            }
+            for (pattern, worth) in knapsack.runners_up {
+                if worth > price * (1.0 + VIOLATION) && seen.insert((t, pattern.clone())) {
+                    patterns.push((t, pattern));
+                    added = true;
+                }
             }
         }
         if ratio.is_finite() {
@@ -197,16 +216,8 @@ fn solve_primal(lp: &AssignmentLp, patterns: &[Pattern]) -> Result<Vec<f64>, Err
             problem.add_constraint(row, ComparisonOp::Ge, n);
         }
     }
-    let solution = problem
-        .solve()
-        .map_err(|e| Error::Solver(e.to_string()))?
-        .into_solution()
-        .map_err(|_| Error::Solver("interrupted".into()))?;
-    Ok(bought
-        .iter()
-        .map(|&x| solution.var_value(x))
-        .map(|x| if x.is_finite() { x.max(0.0) } else { 0.0 })
-        .collect())
+    let solution = solve_lp(&problem)?;
+    Ok(bought.iter().map(|&x| solution.var_value(x)).map(non_negative).collect())
 }
 
 /// The restricted configuration dual over `patterns`: per class its `u_c` (0 for classes in none).
@@ -222,16 +233,8 @@ fn solve_master(lp: &AssignmentLp, patterns: &[Pattern]) -> Result<Vec<f64>, Err
         let row = pattern.iter().map(|&(c, a)| (vars[c].expect("set above"), a as f64)).collect::<Vec<_>>();
         problem.add_constraint(row, ComparisonOp::Le, lp.prices[*t]);
     }
-    let solution = problem
-        .solve()
-        .map_err(|e| Error::Solver(e.to_string()))?
-        .into_solution()
-        .map_err(|_| Error::Solver("interrupted".into()))?;
-    Ok(vars
-        .iter()
-        .map(|v| v.map_or(0.0, |v| solution.var_value(v)))
-        .map(|x| if x.is_finite() { x.max(0.0) } else { 0.0 })
-        .collect())
+    let solution = solve_lp(&problem)?;
+    Ok(vars.iter().map(|v| v.map_or(0.0, |v| solution.var_value(v))).map(non_negative).collect())
 }
 
 /// The most valuable pattern on type `t` at prices `u`, exact unless the node budget runs out (then `upper`
@@ -258,33 +261,46 @@ fn best_pattern(lp: &AssignmentLp, hosts: &[(usize, i64)], t: usize, u: &[f64], 
             .total_cmp(&(a.worth / share(a).max(f64::MIN_POSITIVE)))
             .then(a.class.cmp(&b.class))
     });
+    let orders = density_orders(&items, room.len());
     let mut search = Search {
         items: &items,
+        orders: &orders,
         room: room.clone(),
         counts: vec![0; items.len()],
         best: vec![0; items.len()],
         best_worth: 0.0,
         nodes: 0,
         budget: budget.nodes_per_knapsack,
+        runners_up: Vec::new(),
     };
     let exact = search.explore(0, 0.0);
-    let pattern: Vec<(usize, i64)> = {
+    let as_pattern = |counts: &[i64]| -> Vec<(usize, i64)> {
         let mut p: Vec<(usize, i64)> =
-            items.iter().zip(&search.best).filter(|(_, k)| **k > 0).map(|(i, k)| (i.class, *k)).collect();
+            items.iter().zip(counts).filter(|(_, k)| **k > 0).map(|(i, k)| (i.class, *k)).collect();
         p.sort_unstable();
         p
     };
+    let pattern = as_pattern(&search.best);
+    let runners_up = search
+        .runners_up
+        .iter()
+        .rev()
+        .take(budget.columns_per_type.saturating_sub(1))
+        .map(|(worth, counts)| (as_pattern(counts), *worth))
+        .collect();
     let upper = if exact || !budget.certify {
         search.best_worth
     } else {
-        lagrangian_upper(&items, room).min(fractional_upper(&items, 0, room)).max(search.best_worth)
+        lagrangian_upper(&items, room).min(fractional_upper(&items, 0, room, &orders)).max(search.best_worth)
     };
-    Knapsack { pattern, worth: search.best_worth, upper }
+    Knapsack { pattern, worth: search.best_worth, upper, runners_up }
 }
 
 /// Depth-first branch and bound over item counts, most pods first.
 struct Search<'a> {
     items: &'a [Item],
+    /// [`density_orders`] of `items`.
+    orders: &'a [Vec<usize>],
     room: Vec<i64>,
     counts: Vec<i64>,
     best: Vec<i64>,
@@ -292,6 +308,8 @@ struct Search<'a> {
     nodes: usize,
     /// Nodes it may visit.
     budget: usize,
+    /// Earlier incumbents (worth, counts), least valuable first.
+    runners_up: Vec<(f64, Vec<i64>)>,
 }
 
 impl Search<'_> {
@@ -303,6 +321,9 @@ impl Search<'_> {
         }
         // Every node is a pattern that fits (counts only ever take what room is left).
         if worth > self.best_worth {
+            if self.best_worth > 0.0 {
+                self.runners_up.push((self.best_worth, std::mem::take(&mut self.best)));
+            }
             self.best_worth = worth;
             self.best.clone_from(&self.counts);
         }
@@ -310,7 +331,8 @@ impl Search<'_> {
             return true;
         }
         // The margin keeps float rounding in the bound from pruning a strictly better pattern.
-        if worth + fractional_upper(self.items, i, &self.room) * (1.0 + 1e-12) <= self.best_worth {
+        if worth + fractional_upper(self.items, i, &self.room, self.orders) * (1.0 + 1e-12) <= self.best_worth
+        {
             return true;
         }
         let item = &self.items[i];
@@ -339,18 +361,30 @@ impl Search<'_> {
     }
 }
 
+/// Per resource, the items that request it, densest (worth per unit) first: [`fractional_upper`]'s
+/// orders, sorted once per knapsack rather than at every node (stable, so the sums are the same).
+fn density_orders(items: &[Item], resources: usize) -> Vec<Vec<usize>> {
+    (0..resources)
+        .map(|r| {
+            let mut order: Vec<usize> = (0..items.len()).filter(|&i| items[i].requests[r] > 0).collect();
+            let density = |i: usize| items[i].worth / items[i].requests[r] as f64;
+            order.sort_by(|&a, &b| density(b).total_cmp(&density(a)));
+            order
+        })
+        .collect()
+}
+
 /// An upper bound on what `items[from..]` are worth in `room`: for each resource alone, the fractional
-/// knapsack (densest items first, each capped at its count); the least of those.
-fn fractional_upper(items: &[Item], from: usize, room: &[i64]) -> f64 {
+/// knapsack (densest items first, by `orders` from [`density_orders`], each capped at its count); the least
+/// of those.
+fn fractional_upper(items: &[Item], from: usize, room: &[i64], orders: &[Vec<usize>]) -> f64 {
     let rest = &items[from..];
     let mut upper: f64 = rest.iter().map(|i| i.worth * i.most as f64).sum();
     for (r, &left) in room.iter().enumerate() {
-        let mut by_density: Vec<&Item> = rest.iter().filter(|i| i.requests[r] > 0).collect();
-        if by_density.is_empty() {
+        let mut by_density = orders[r].iter().filter(|&&i| i >= from).map(|&i| &items[i]).peekable();
+        if by_density.peek().is_none() {
             continue;
         }
-        by_density
-            .sort_by(|a, b| (b.worth / b.requests[r] as f64).total_cmp(&(a.worth / a.requests[r] as f64)));
         let mut worth: f64 =
             rest.iter().filter(|i| i.requests[r] == 0).map(|i| i.worth * i.most as f64).sum();
         let mut left = left.max(0) as f64;
@@ -384,11 +418,7 @@ fn lagrangian_upper(items: &[Item], room: &[i64]) -> f64 {
         problem.add_constraint(row, ComparisonOp::Ge, item.worth);
     }
     let Ok(Ok(solution)) = problem.solve().map(|s| s.into_solution()) else { return unlimited };
-    let prices: Vec<f64> = lambda
-        .iter()
-        .map(|&l| solution.var_value(l))
-        .map(|x| if x.is_finite() { x.max(0.0) } else { 0.0 })
-        .collect();
+    let prices: Vec<f64> = lambda.iter().map(|&l| solution.var_value(l)).map(non_negative).collect();
     let mut upper: f64 = prices.iter().sum();
     for item in items {
         let paid: f64 = resources.iter().zip(&prices).map(|(&r, p)| p * share(item, r)).sum();
