@@ -351,6 +351,9 @@ struct Packed<'s, 'c> {
     types: &'s [(usize, f64)],
 }
 
+/// What one node packed for several classes holds: (class, pods) pairs.
+type Packing = Vec<(usize, i64)>;
+
 /// Pods a group of classes packed together needs before its nodes come from the configuration LP (see
 /// [`State::open_lp_packings`]).
 const LP_PACKING_MIN_PODS: usize = 500;
@@ -1324,9 +1327,9 @@ impl<'a> State<'a> {
         candidates: &[usize],
         order: &[(usize, f64)],
         left: impl Fn(usize) -> i64,
-    ) -> Option<(Vec<(usize, i64)>, usize)> {
+    ) -> Option<(Packing, usize)> {
         let pool = &self.pools[packed.pool];
-        let mut best: Option<(f64, Vec<(usize, i64)>, usize)> = None;
+        let mut best: Option<(f64, Packing, usize)> = None;
         for &t in candidates {
             let room = &pool.types[t].room;
             let mut used = Resources::default();
