@@ -95,6 +95,51 @@ pub fn lower_bound(classes: &[PodClass], candidates: &[Candidate]) -> Result<f64
     Ok((assignment.max(configuration) * (1.0 - ROUNDING_MARGIN)).max(lp.cheapest_single_node()))
 }
 
+/// Nodes of one pattern the configuration LP buys: `nodes` whole nodes of candidate `candidate`, each
+/// holding `pods` (class index, pods of it), and a fraction of one more when `fraction`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternNodes {
+    pub candidate: usize,
+    pub pods: Vec<(usize, i64)>,
+    pub nodes: i64,
+    pub fraction: bool,
+}
+
+/// A cheap fleet for `classes` on `candidates`, for a packer to round: the configuration LP's primal over
+/// the patterns column generation finds in `rounds` master solves (starting from per-class values `start`,
+/// e.g. each class's price per pod on nodes of its own, and with the patterns `seeds` ((class, pods) by
+/// class, on the cheapest candidate that holds them) in the master from the start), most bought first.
+/// Deterministic. When the LP's optimum is close to the bound, so is this fleet rounded up: at most one
+/// node more per pattern, and there are no more fractional patterns than classes.
+pub fn pattern_nodes(
+    classes: &[PodClass],
+    candidates: &[Candidate],
+    start: &[f64],
+    seeds: &[Vec<(usize, i64)>],
+    rounds: usize,
+) -> Result<Vec<PatternNodes>, Error> {
+    let lp = AssignmentLp::new(classes, candidates);
+    if lp.pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let budget = patterns::Budget {
+        rounds,
+        nodes_per_knapsack: PACKER_NODES_PER_KNAPSACK,
+        certify: false,
+        columns_per_type: PACKER_COLUMNS_PER_TYPE,
+    };
+    Ok(patterns::bought_patterns(&lp, start, seeds, budget)?
+        .into_iter()
+        .map(|((candidate, pods), nodes, fraction)| PatternNodes { candidate, pods, nodes, fraction })
+        .collect())
+}
+
+/// Knapsack nodes per type and round for [`pattern_nodes`]: it runs inside `solve`, and a pattern
+/// that is good rather than best still improves the fleet.
+const PACKER_NODES_PER_KNAPSACK: usize = 200;
+/// Patterns per type and round for [`pattern_nodes`].
+const PACKER_COLUMNS_PER_TYPE: usize = 4;
+
 /// [`lower_bound`] for hosting `pods` on new nodes of `pools` (see [`PoolCandidates`]).
 pub fn lower_bound_on_pools(pods: &[Arc<Pod>], pools: &[NodePoolTemplate]) -> Result<f64, Error> {
     let candidates = PoolCandidates::new(pools);
@@ -305,11 +350,7 @@ impl AssignmentLp {
             row.extend(self.pairs.iter().zip(&v).filter(|(p, _)| p.ty == ty).map(|(p, &vp)| (vp, p.fit)));
             problem.add_constraint(row, ComparisonOp::Le, self.prices[ty]);
         }
-        let solution = problem
-            .solve()
-            .map_err(|e| Error::Solver(e.to_string()))?
-            .into_solution()
-            .map_err(|_| Error::Solver("interrupted".into()))?;
+        let solution = solve_lp(&problem)?;
         let w_values = w
             .iter()
             .map(|wt| {
@@ -322,13 +363,12 @@ impl AssignmentLp {
     /// Per class, the `u_c` the dual values `w, v` prove: each type's row scaled down until it holds, `u_c`
     /// the least a pod of `c` is worth on any of its candidates (0 for classes without one).
     fn certify(&self, w: &[Vec<f64>], v: &[f64]) -> Vec<f64> {
-        let clamp = |x: f64| if x.is_finite() { x.max(0.0) } else { 0.0 };
         let mut worth = vec![0.0f64; self.prices.len()];
         for (ty, wt) in w.iter().enumerate() {
-            worth[ty] = wt.iter().zip(&self.allocatable[ty]).map(|(x, a)| clamp(*x) * a).sum();
+            worth[ty] = wt.iter().zip(&self.allocatable[ty]).map(|(x, a)| non_negative(*x) * a).sum();
         }
         for (p, x) in self.pairs.iter().zip(v) {
-            worth[p.ty] += clamp(*x) * p.fit;
+            worth[p.ty] += non_negative(*x) * p.fit;
         }
         let scale: Vec<f64> = worth
             .iter()
@@ -339,7 +379,8 @@ impl AssignmentLp {
         for (p, x) in self.pairs.iter().zip(v) {
             let wt = &w[p.ty];
             let on_type: f64 =
-                wt.iter().zip(&self.requests[p.class]).map(|(x, q)| clamp(*x) * q).sum::<f64>() + clamp(*x);
+                wt.iter().zip(&self.requests[p.class]).map(|(x, q)| non_negative(*x) * q).sum::<f64>()
+                    + non_negative(*x);
             value[p.class] = value[p.class].min(on_type * scale[p.ty]);
         }
         value.into_iter().map(|u| if u.is_finite() { u } else { 0.0 }).collect()
@@ -353,6 +394,20 @@ impl AssignmentLp {
         }
         cheapest.into_iter().filter(|c| c.is_finite()).fold(0.0, f64::max)
     }
+}
+
+/// `problem`'s optimum, as a bound error when there is none.
+fn solve_lp(problem: &Problem) -> Result<microlp::Solution, Error> {
+    problem
+        .solve()
+        .map_err(|e| Error::Solver(e.to_string()))?
+        .into_solution()
+        .map_err(|_| Error::Solver("interrupted".into()))
+}
+
+/// A solver value as a usable non-negative number (NaN and infinities count as 0).
+fn non_negative(x: f64) -> f64 {
+    if x.is_finite() { x.max(0.0) } else { 0.0 }
 }
 
 /// Candidates another candidate dominates: no dearer, at least as much of every resource, and paired with
@@ -505,6 +560,23 @@ mod tests {
         )
         .unwrap();
         assert_close(all, undominated);
+    }
+
+    #[test]
+    fn whole_patterns_mix_classes_first_fit_keeps_apart() {
+        // 10 pods of 4 cpu and 20 of 3 cpu on 10-cpu nodes at $0.2. First fit, biggest first, buys 5 nodes
+        // of 2 × 4 cpu and 7 of up to 3 × 3 cpu = $2.40; 4 + 3 + 3 fills a node, so 10 nodes = $2.00.
+        let cands = [candidate("t.x", 10_000, 64, 0.2)];
+        let classes = [class(4000, 0, 10, &cands), class(3000, 0, 20, &cands)];
+        let own = [0.2 / 2.0, 0.2 / 3.0];
+        let fleet = pattern_nodes(&classes, &cands, &own, &[], 8).unwrap();
+        assert_eq!(
+            fleet,
+            [PatternNodes { candidate: 0, pods: vec![(0, 1), (1, 2)], nodes: 10, fraction: false }]
+        );
+        let cost: f64 = fleet.iter().map(|p| p.nodes as f64 * cands[p.candidate].price).sum();
+        assert_close(cost, 2.0);
+        assert_eq!(fleet, pattern_nodes(&classes, &cands, &own, &[], 8).unwrap(), "deterministic");
     }
 
     #[test]

@@ -894,6 +894,41 @@ fn cpu_heavy_and_memory_heavy_classes_share_nodes_when_cheaper() {
     assert!(mixed.pods.iter().any(|p| p.contains("/a-")) && mixed.pods.iter().any(|p| p.contains("/b-")));
 }
 
+/// 200 pods of 4 cpu and 400 of 3 cpu (a quarter GiB each) on one 10-cpu type: $0.50 on demand, $0.20 spot.
+fn ffd_trap() -> SolveInput {
+    let mut pending = replicas("a", 200, 4000, |_| {});
+    pending.extend(replicas("b", 400, 3000, |_| {}));
+    input(vec![pool("default", vec![instance_type("t.x", 10_000, 64, 0.50)])], pending)
+}
+
+#[test]
+fn many_pods_are_packed_as_the_configuration_lp_buys_them() {
+    // First fit by own cost puts two 4-cpu pods on a node (8 of 10 cpu) and three 3-cpu pods on the next:
+    // 100 + 134 nodes = $46.80 spot. The LP's pattern 1 × 4 cpu + 2 × 3 cpu fills nodes exactly: 200 nodes
+    // = $40.00, the cpu bound (800 + 1,200 cpu on 10-cpu nodes).
+    let r = solve(&ffd_trap());
+    assert!(r.unschedulable.is_empty(), "{:?}", r.unschedulable);
+    assert_eq!(r.new_claims.len(), 200);
+    assert!((total_price(&r) - 200.0 * 0.20).abs() < 1e-6, "{}", total_price(&r));
+    for claim in &r.new_claims {
+        let a = claim.pods.iter().filter(|p| p.contains("/a-")).count();
+        assert_eq!((a, claim.pods.len() - a), (1, 2), "{:?}", claim.pods);
+    }
+    assert_eq!(r, solve(&ffd_trap()), "deterministic");
+}
+
+#[test]
+fn lp_packing_stops_at_limits() {
+    // The LP wants 200 nodes; a 50-cpu limit allows five 10-cpu ones.
+    let mut i = ffd_trap();
+    i.pools[0].limits.insert("cpu".into(), 50_000);
+    let r = solve(&i);
+    assert_eq!(r.new_claims.len(), 5);
+    assert!(r.new_claims.iter().all(|c| c.pods.len() == 3));
+    assert_eq!(r.placements.len(), 15);
+    assert_eq!(r.unschedulable.len(), 585);
+}
+
 #[test]
 fn twenty_thousand_replicas_cost_about_one_class() {
     let pending = replicas("web", 20_000, 250, |p| {

@@ -25,6 +25,7 @@ use crate::{
 };
 
 use super::{
+    bound,
     classes::{self, VariantSpec, VolumeTopology},
     requirements::{Requirements, ValueSet, canonical_key, label_value},
     taints::{DisplayTaint, first_untolerated},
@@ -369,6 +370,26 @@ enum TopologyBlock {
     AntiAffinity(usize),
     RunningAntiAffinity(usize),
 }
+
+/// What nodes packed for several classes share: the classes, each member's variant, the pool, the
+/// node requirements and the pool's types they may use (cheapest first).
+#[derive(Clone, Copy)]
+struct Packed<'s, 'c> {
+    classes: &'c [Class],
+    chosen: &'s [(usize, &'c Variant)],
+    pool: usize,
+    req: &'s Requirements,
+    types: &'s [(usize, f64)],
+}
+
+/// What one node packed for several classes holds: (class, pods) pairs.
+type Packing = Vec<(usize, i64)>;
+
+/// Pods a group of classes packed together needs before its nodes come from the configuration LP (see
+/// [`State::open_lp_packings`]).
+const LP_PACKING_MIN_PODS: usize = 500;
+/// Master LP solves of that column generation.
+const LP_PACKING_ROUNDS: usize = 8;
 
 enum Attempt {
     Placed(i64),
@@ -1380,67 +1401,227 @@ impl<'a> State<'a> {
         // Biggest pods first within a node (first-fit-decreasing by their own cost).
         let mut order = members.to_vec();
         order.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        loop {
-            let pool = &self.pools[pi];
-            // The packing (class, pods) whose node, priced at the cheapest type that holds it, costs least
-            // relative to the same pods on nodes of their own.
-            let mut best: Option<(f64, Vec<(usize, i64)>, Resources)> = None;
-            for &t in &candidates {
-                let room = &pool.types[t].room;
-                let mut used = Resources::default();
-                let mut packing = Vec::new();
-                let mut value = 0.0;
-                for &(ci, own) in &order {
-                    let each = &classes[ci].rep.requests;
-                    let k = fit_count(room, &used, each, unplaced[ci].len() as i64);
-                    if k > 0 {
-                        add_scaled(&mut used, each, k);
-                        packing.push((ci, k));
-                        value += own * k as f64;
-                    }
-                }
-                if packing.is_empty() {
-                    continue;
-                }
-                let Some(price) = types
-                    .iter()
-                    .find(|&&(u, _)| used.fits_in(&pool.types[u].room) && pool.within_limits(&pool.types[u]))
-                    .map(|&(_, p)| p)
-                else {
-                    continue;
-                };
-                let score = price / value.max(f64::MIN_POSITIVE);
-                if best.as_ref().is_none_or(|b| score < b.0 - 1e-12) {
-                    best = Some((score, packing, used));
-                }
-            }
-            let Some((_, packing, used)) = best else { return };
-            let fitting: Vec<(usize, f64)> =
-                types.iter().copied().filter(|&(t, _)| used.fits_in(&pool.types[t].room)).collect();
+        let packed = Packed { classes, chosen: &chosen, pool: pi, req, types: &types };
+        self.open_lp_packings(&packed, &order, &candidates, unplaced);
+        while let Some((packing, _)) =
+            self.greedy_packing(&packed, &candidates, &order, |ci| unplaced[ci].len() as i64)
+        {
             let repeats = packing.iter().map(|&(ci, k)| unplaced[ci].len() as i64 / k).min().unwrap_or(1);
-            for _ in 0..repeats.max(1) {
-                let pool = &self.pools[pi];
-                if !fitting.iter().any(|&(t, _)| pool.within_limits(&pool.types[t])) {
-                    return;
-                }
-                let (first, k) = packing[0];
-                let plan = ClaimPlan {
-                    pool: pi,
-                    req: req.clone(),
-                    pods: k,
-                    types: fitting.clone(),
-                    price_per_pod: 0.0,
-                };
-                let pods: Vec<usize> = unplaced[first].drain(..k as usize).collect();
-                self.open_claim(&classes[first], variant(first), &plan, &pods);
-                let c = self.claims.len() - 1;
-                for &(ci, k) in &packing[1..] {
-                    let pods: Vec<usize> = unplaced[ci].drain(..k as usize).collect();
-                    let (claim_req, claim_types) = (self.claims[c].req.clone(), self.claims[c].types.clone());
-                    self.add_to_claim(c, &classes[ci], variant(ci), claim_req, claim_types, k, &pods);
-                }
+            if self.open_packed(&packed, &packing, repeats.max(1), unplaced) < repeats.max(1) {
+                return;
             }
         }
+    }
+
+    /// The greedy's next node for `order` (class, price per pod on its own nodes; biggest first) with
+    /// `left(class)` pods left: on each of the `candidates` types, first fit of the pods left; of those
+    /// packings, the one whose node, priced at the cheapest type that holds it within limits, costs least
+    /// relative to the same pods on nodes of their own. Returns it with that cheapest type.
+    fn greedy_packing(
+        &self,
+        packed: &Packed<'_, '_>,
+        candidates: &[usize],
+        order: &[(usize, f64)],
+        left: impl Fn(usize) -> i64,
+    ) -> Option<(Packing, usize)> {
+        let pool = &self.pools[packed.pool];
+        let mut best: Option<(f64, Packing, usize)> = None;
+        for &t in candidates {
+            let room = &pool.types[t].room;
+            let mut used = Resources::default();
+            let mut packing = Vec::new();
+            let mut value = 0.0;
+            for &(ci, own) in order {
+                let each = &packed.classes[ci].rep.requests;
+                let k = fit_count(room, &used, each, left(ci));
+                if k > 0 {
+                    add_scaled(&mut used, each, k);
+                    packing.push((ci, k));
+                    value += own * k as f64;
+                }
+            }
+            if packing.is_empty() {
+                continue;
+            }
+            let Some(&(cheapest, price)) = packed
+                .types
+                .iter()
+                .find(|&&(u, _)| used.fits_in(&pool.types[u].room) && pool.within_limits(&pool.types[u]))
+            else {
+                continue;
+            };
+            let score = price / value.max(f64::MIN_POSITIVE);
+            if best.as_ref().is_none_or(|b| score < b.0 - 1e-12) {
+                best = Some((score, packing, cheapest));
+            }
+        }
+        best.map(|(_, packing, t)| (packing, t))
+    }
+
+    /// Opens the whole nodes of the configuration LP's primal solution for `members` (see
+    /// [`bound::pattern_nodes`]) over the `candidates` types when they beat the greedy's estimate; the
+    /// greedy places what they leave. Stops at the first node a limit forbids. Small groups are left to the
+    /// greedy alone: the fractional nodes weigh more there, and the LP's time pays only over many nodes.
+    fn open_lp_packings(
+        &mut self,
+        packed: &Packed<'_, '_>,
+        members: &[(usize, f64)],
+        candidates: &[usize],
+        unplaced: &mut [Vec<usize>],
+    ) {
+        let pods: usize = members.iter().map(|&(ci, _)| unplaced[ci].len()).sum();
+        if pods < LP_PACKING_MIN_PODS {
+            return;
+        }
+        // Members with the same requests are one LP class (same pool and requirements, so the same own
+        // cost): the LP's size then does not grow with the number of deployments.
+        let mut shapes: Vec<(f64, Vec<usize>)> = Vec::new();
+        for &(ci, own) in members {
+            let requests = &packed.classes[ci].rep.requests;
+            match shapes.iter_mut().find(|(_, m)| &packed.classes[m[0]].rep.requests == requests) {
+                Some((_, m)) => m.push(ci),
+                None => shapes.push((own, vec![ci])),
+            }
+        }
+        let pool = &self.pools[packed.pool];
+        let lp_types: Vec<bound::Candidate> = candidates
+            .iter()
+            .map(|&t| bound::Candidate {
+                name: pool.types[t].it.name.clone(),
+                allocatable: pool.types[t].room.clone(),
+                price: packed.types.iter().find(|&&(u, _)| u == t).map_or(f64::INFINITY, |&(_, p)| p),
+            })
+            .collect();
+        let pods_of = |m: &[usize]| m.iter().map(|&ci| unplaced[ci].len()).sum::<usize>();
+        let lp_classes: Vec<bound::PodClass> = shapes
+            .iter()
+            .map(|(_, m)| bound::PodClass {
+                requests: packed.classes[m[0]].rep.requests.clone(),
+                count: pods_of(m),
+                candidates: (0..lp_types.len()).collect(),
+            })
+            .collect();
+        let own: Vec<f64> = shapes.iter().map(|&(own, _)| own).collect();
+        // The nodes the greedy alone would open (per shape) seed the LP, so its fleet costs no more.
+        let by_shape: Vec<(usize, f64)> = shapes.iter().map(|(own, m)| (m[0], *own)).collect();
+        let counts: Vec<i64> = lp_classes.iter().map(|c| c.count as i64).collect();
+        let (greedy_cost, seeds) = self.greedy_fleet(packed, candidates, &by_shape, counts.clone());
+        let Ok(fleet) = bound::pattern_nodes(&lp_classes, &lp_types, &own, &seeds, LP_PACKING_ROUNDS) else {
+            return;
+        };
+        // Whole nodes only: the fractions are left to the greedy (rounding them up opened large nodes for
+        // a few pods). Kept only when the LP's whole nodes plus the greedy's estimate for what they leave
+        // beat the greedy alone.
+        let mut left = counts;
+        let mut lp_cost = 0.0;
+        for p in &fleet {
+            lp_cost += p.nodes as f64 * lp_types[p.candidate].price;
+            for &(s, k) in &p.pods {
+                left[s] = (left[s] - p.nodes * k).max(0);
+            }
+        }
+        let (rest_cost, _) = self.greedy_fleet(packed, candidates, &by_shape, left);
+        if lp_cost + rest_cost >= greedy_cost - 1e-9 {
+            return;
+        }
+        for nodes in &fleet {
+            let mut wanted = nodes.nodes;
+            while wanted > 0 {
+                // Each shape's pods from its classes in turn; where the LP covered a shape more than once
+                // over (its constraint is ≥) the node holds what is left.
+                let mut packing: Vec<(usize, i64)> = Vec::new();
+                let mut whole = true;
+                for &(s, k) in &nodes.pods {
+                    let mut need = k;
+                    for &ci in &shapes[s].1 {
+                        let take = need.min(unplaced[ci].len() as i64);
+                        if take > 0 {
+                            whole &= take == k;
+                            packing.push((ci, take));
+                            need -= take;
+                        }
+                    }
+                    whole &= need == 0;
+                }
+                if packing.is_empty() {
+                    break;
+                }
+                let repeats = if whole {
+                    packing.iter().map(|&(ci, k)| unplaced[ci].len() as i64 / k).fold(wanted, i64::min)
+                } else {
+                    1
+                };
+                if self.open_packed(packed, &packing, repeats, unplaced) < repeats {
+                    return;
+                }
+                wanted -= repeats;
+            }
+        }
+    }
+
+    /// What the greedy would open for `left[i]` pods of each of `shapes` (representative class, own cost;
+    /// biggest first), without opening it: its cost in $/h (each node at the cheapest type holding it) and
+    /// its distinct packings as (shape, pods) patterns.
+    fn greedy_fleet(
+        &self,
+        packed: &Packed<'_, '_>,
+        candidates: &[usize],
+        shapes: &[(usize, f64)],
+        mut left: Vec<i64>,
+    ) -> (f64, Vec<Vec<(usize, i64)>>) {
+        let shape = |ci: usize| shapes.iter().position(|&(rep, _)| rep == ci).expect("a shape");
+        let (mut cost, mut patterns) = (0.0, Vec::new());
+        while let Some((packing, t)) = self.greedy_packing(packed, candidates, shapes, |ci| left[shape(ci)]) {
+            let repeats = packing.iter().map(|&(ci, k)| left[shape(ci)] / k).min().unwrap_or(1).max(1);
+            for &(ci, k) in &packing {
+                left[shape(ci)] -= k * repeats;
+            }
+            let price = packed.types.iter().find(|&&(u, _)| u == t).map_or(0.0, |&(_, p)| p);
+            cost += repeats as f64 * price;
+            let mut pattern: Vec<(usize, i64)> = packing.iter().map(|&(ci, k)| (shape(ci), k)).collect();
+            pattern.sort_unstable();
+            patterns.push(pattern);
+        }
+        (cost, patterns)
+    }
+
+    /// Opens `repeats` nodes holding `packing` (class, pods) from the front of `unplaced`, each a claim
+    /// flexible over every type of `packed.types` that holds it. Returns how many it opened: fewer when a
+    /// limit forbids every such type.
+    fn open_packed(
+        &mut self,
+        packed: &Packed<'_, '_>,
+        packing: &[(usize, i64)],
+        repeats: i64,
+        unplaced: &mut [Vec<usize>],
+    ) -> i64 {
+        let Packed { classes, chosen, pool: pi, req, types } = *packed;
+        let variant = |ci: usize| chosen.iter().find(|(c, _)| *c == ci).expect("a member").1;
+        let mut used = Resources::default();
+        for &(ci, k) in packing {
+            add_scaled(&mut used, &classes[ci].rep.requests, k);
+        }
+        let pool = &self.pools[pi];
+        let fitting: Vec<(usize, f64)> =
+            types.iter().copied().filter(|&(t, _)| used.fits_in(&pool.types[t].room)).collect();
+        for opened in 0..repeats {
+            let pool = &self.pools[pi];
+            if !fitting.iter().any(|&(t, _)| pool.within_limits(&pool.types[t])) {
+                return opened;
+            }
+            let (first, k) = packing[0];
+            let plan =
+                ClaimPlan { pool: pi, req: req.clone(), pods: k, types: fitting.clone(), price_per_pod: 0.0 };
+            let pods: Vec<usize> = unplaced[first].drain(..k as usize).collect();
+            self.open_claim(&classes[first], variant(first), &plan, &pods);
+            let c = self.claims.len() - 1;
+            for &(ci, k) in &packing[1..] {
+                let pods: Vec<usize> = unplaced[ci].drain(..k as usize).collect();
+                let (claim_req, claim_types) = (self.claims[c].req.clone(), self.claims[c].types.clone());
+                self.add_to_claim(c, &classes[ci], variant(ci), claim_req, claim_types, k, &pods);
+            }
+        }
+        repeats
     }
 
     fn open_claim_list(&self) -> Vec<usize> {
