@@ -1151,13 +1151,13 @@ impl<'a> State<'a> {
         // Cheap necessary condition before pins and topology: some type, at a price increase the pod would
         // accept, has room. Types come cheapest first and narrowing only raises prices, so stop early.
         let base_price = claim.types.first().map_or(0.0, |t| t.1);
+        // What the pod accepts: a price increase of no more than a fresh node's price per pod, for `k` pods.
+        let acceptable = |price: f64, k: i64| price - base_price <= rho * k as f64 + 1e-9;
         let room_somewhere =
-            claim.types.iter().take_while(|(_, price)| price - base_price <= rho * max as f64 + 1e-9).any(
-                |&(t, price)| {
-                    let k = fit_count(&pool.types[t].room, &claim.used, &pod.requests, max);
-                    k > 0 && price - base_price <= rho * k as f64 + 1e-9
-                },
-            );
+            claim.types.iter().take_while(|&&(_, price)| acceptable(price, max)).any(|&(t, price)| {
+                let k = fit_count(&pool.types[t].room, &claim.used, &pod.requests, max);
+                k > 0 && acceptable(price, k)
+            });
         if !room_somewhere {
             return Attempt::Full;
         }
@@ -1206,9 +1206,9 @@ impl<'a> State<'a> {
                 let best = claim
                     .types
                     .iter()
-                    .take_while(|(_, price)| price - base_price <= rho * max as f64 + 1e-9)
+                    .take_while(|&&(_, price)| acceptable(price, max))
                     .filter_map(judge)
-                    .filter(|(_, price, k)| price - base_price <= rho * *k as f64 + 1e-9)
+                    .filter(|&(_, price, k)| acceptable(price, k))
                     .map(|(_, _, k)| k)
                     .max();
                 let Some(k) = best else { continue };
