@@ -125,6 +125,7 @@ pub fn pattern_nodes(
     let budget = patterns::Budget {
         rounds,
         nodes_per_knapsack: PACKER_NODES_PER_KNAPSACK,
+        final_nodes_per_knapsack: PACKER_NODES_PER_KNAPSACK,
         certify: false,
         columns_per_type: PACKER_COLUMNS_PER_TYPE,
     };
