@@ -31,7 +31,7 @@ impl ManualClock {
 
     pub fn advance(&self, by: SignedDuration) {
         let mut now = self.0.lock();
-        *now = *now + by;
+        *now += by;
     }
 
     pub fn set(&self, to: Timestamp) {

@@ -553,8 +553,7 @@ fn place(
     if zones.as_ref().is_some_and(|z| z.is_empty()) {
         return None;
     }
-    for i in 0..nodes.len() {
-        let node = &nodes[i];
+    for (i, node) in nodes.iter_mut().enumerate() {
         let total = node.requests.clone() + &pod.requests;
         if !total.fits_in(&node.room) || !needs.tolerates(&pools[node.pool].taints) {
             continue;
@@ -584,7 +583,7 @@ fn place(
         if types.is_empty() {
             continue;
         }
-        commit(&mut nodes[i], pool, types, total, node_zones, needs);
+        commit(node, pool, types, total, node_zones, needs);
         return Some(i);
     }
     let mut by_weight: Vec<usize> = (0..pools.len()).collect();

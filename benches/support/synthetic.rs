@@ -67,7 +67,7 @@ pub fn node(i: usize) -> Node {
         ("karpenter.k8s.aws/instance-family", itype[..2].into()),
         ("karpenter.k8s.aws/instance-generation", "5".into()),
         ("karpenter.k8s.aws/instance-size", itype[3..].into()),
-        ("karpenter.sh/capacity-type", if i % 3 == 0 { "spot" } else { "on-demand" }.into()),
+        ("karpenter.sh/capacity-type", if i.is_multiple_of(3) { "spot" } else { "on-demand" }.into()),
         ("karpenter.sh/provisioner-name", "default".into()),
         ("kubernetes.io/arch", "amd64".into()),
         ("kubernetes.io/hostname", name.clone()),
@@ -190,7 +190,7 @@ pub fn pod(i: usize, nodes: usize) -> Pod {
     } else {
         let j = i - ds_pods;
         let deployment = j / PODS_PER_DEPLOYMENT;
-        let bound = j % 20 != 0;
+        let bound = !j.is_multiple_of(20);
         (
             format!("team-{}", deployment % 40),
             format!("service-{deployment}"),
@@ -218,7 +218,7 @@ pub fn pod(i: usize, nodes: usize) -> Pod {
     };
     let selector =
         || Some(LabelSelector { match_labels: Some(map([("app", app.clone())])), ..Default::default() });
-    if i >= ds_pods && deployment % 10 == 0 {
+    if i >= ds_pods && deployment.is_multiple_of(10) {
         spec.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
             max_skew: 1,
             topology_key: "topology.kubernetes.io/zone".into(),

@@ -203,7 +203,7 @@ mod tests {
         let kube = Arc::new(RecordingActuator::new());
         let mut gc = GarbageCollector::new(cloud.clone(), kube.clone());
         let report = gc.reconcile(&snap, at(60)).await.unwrap();
-        assert_eq!(report.terminated_instances, [orphan.provider_id.clone()]);
+        assert_eq!(report.terminated_instances, std::slice::from_ref(&orphan.provider_id));
         assert_eq!(report.forgotten_claims, ["lost"]);
         assert_eq!(cloud.delete_calls(), [orphan.provider_id]);
         let calls = kube.calls();

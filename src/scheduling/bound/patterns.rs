@@ -576,8 +576,8 @@ fn rounded_lp_pattern(items: &[Item], room: &[i64], surrogate: &Surrogate) -> (V
             }
         }
     }
-    for i in 0..items.len() {
-        take(i, items[i].most, &mut counts, &mut left);
+    for (i, item) in items.iter().enumerate() {
+        take(i, item.most, &mut counts, &mut left);
     }
     let worth = items.iter().zip(&counts).map(|(item, k)| item.worth * *k as f64).sum();
     (counts, worth)
