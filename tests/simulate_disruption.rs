@@ -23,6 +23,18 @@ fn the_seed_exercise_consolidates_down_to_one_small_node() {
     assert!(!disruptions.is_empty(), "{text}");
     assert!(disruptions.iter().all(|(reason, saved)| reason == "underutilized" && *saved > 0.0), "{text}");
     assert!(text.contains("saves $"), "{text}");
+    // Consolidation moves pods without an outage: once running, the deployment always has a pod running
+    // (a replace evicts onto the ready replacement, and the pods are replaced and bound in the same tick).
+    let counts: Vec<(usize, usize)> = report
+        .timeline
+        .iter()
+        .filter_map(|e| match e.event {
+            Event::Pods { pending, running } => Some((pending, running)),
+            _ => None,
+        })
+        .skip_while(|&(_, running)| running == 0)
+        .collect();
+    assert!(counts.iter().all(|&(pending, running)| running > 0 && pending == 0), "{text}");
 }
 
 const SPOT_SCENARIO: &str = r#"

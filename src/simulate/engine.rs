@@ -172,13 +172,7 @@ impl Simulation {
             }
             self.cloud_events(now, &catalog)?;
             self.handle_interruptions(now).await;
-            self.api.reconcile();
-            for key in self.api.schedule() {
-                if let Some(pod) = self.api.snapshot().pods.get(&key) {
-                    self.recorder.pod_waited(&key, now.duration_since(pod.created));
-                }
-                self.recorder.schedulable(&key);
-            }
+            self.run_pod_controllers(now);
             let snap = self.api.snapshot();
             let outcome = self.provisioner.reconcile(&snap, now).await.map_err(Error::Provisioning)?;
             if let Some((plan, acted)) = outcome {
@@ -196,6 +190,9 @@ impl Simulation {
             self.advance_lifecycle(now).await;
             self.disrupt(now, &catalog).await?;
             self.scale_proportionally(now).await;
+            // The ReplicaSet controller and kube-scheduler react to evictions within a second: replace
+            // and bind the pods disruption evicted in this tick, as the cluster would before the next one.
+            self.run_pod_controllers(now);
             let snap = self.api.snapshot();
             let (pending, running) = pod_counts(&snap);
             self.recorder.pods(now, pending, running);
@@ -376,6 +373,18 @@ impl Simulation {
             }
         }
         self.events_seen = events.len();
+    }
+
+    /// The deployment, daemonset and pod-GC controllers, then kube-scheduler, recording how long the pods
+    /// they bind waited.
+    fn run_pod_controllers(&mut self, now: Timestamp) {
+        self.api.reconcile();
+        for key in self.api.schedule() {
+            if let Some(pod) = self.api.snapshot().pods.get(&key) {
+                self.recorder.pod_waited(&key, now.duration_since(pod.created));
+            }
+            self.recorder.schedulable(&key);
+        }
     }
 
     /// Runs the disruption, termination and garbage-collection loops and records what they did.
