@@ -677,6 +677,24 @@ fn hostname_anti_affinity_separates_pods_including_running_ones() {
 }
 
 #[test]
+fn constrained_classes_are_placed_before_unconstrained_ones_are_packed_together() {
+    let web = |p: &mut Pod| p.affinity.pod_anti.required = vec![affinity_term(labels::HOSTNAME, "web")];
+    let mut pending = replicas("a", 3, 600, |_| {});
+    pending.extend(replicas("b", 2, 300, |_| {}));
+    pending.extend(replicas("web", 3, 1500, web));
+    let r = solve(&input(vec![pool("default", small_types())], pending.clone()));
+    let first: Vec<&[String]> = r.new_claims.iter().take(3).map(|c| c.pods.as_slice()).collect();
+    assert_eq!(first, [["default/web-000"], ["default/web-001"], ["default/web-002"]]);
+    assert!(r.new_claims[3..].iter().all(|c| c.pods.iter().all(|p| !p.starts_with("default/web"))));
+    // Unless an unconstrained pod has a higher priority: then it goes first.
+    for p in pending.iter_mut().filter(|p| p.name.starts_with("a-")) {
+        Arc::make_mut(p).priority = 10;
+    }
+    let r = solve(&input(vec![pool("default", small_types())], pending));
+    assert!(r.new_claims[0].pods.iter().any(|p| p.starts_with("default/a-")), "{:?}", r.new_claims[0].pods);
+}
+
+#[test]
 fn running_pods_anti_affinity_is_symmetric() {
     let mut guard = pod("guard", 100);
     guard.affinity.pod_anti.required = vec![affinity_term(labels::ZONE, "web")];

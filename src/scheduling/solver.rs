@@ -885,13 +885,31 @@ impl<'a> State<'a> {
 
     fn run(&mut self, classes: &[Class]) {
         let mut unplaced: Vec<Vec<usize>> = classes.iter().map(|c| c.pods.clone()).collect();
-        self.pack_together(classes, &mut unplaced);
         let mut pending: Vec<(usize, Vec<usize>)> = Vec::new();
+        // Constrained classes (spread, anti-affinity: one pod per placement) go before the unconstrained
+        // classes are packed together, which was cheaper on the bench's mixed runs (20k: 345.86 → 333.03
+        // $/h, 5k: 85.65 → 83.89, 1k: 19.51 → 19.53; no other mix changed). Only when no unconstrained pod
+        // has a higher priority.
+        let constrained =
+            |c: &Class| c.invalid.is_none() && c.variants.first().is_some_and(|v| v.constrained);
+        let top_unconstrained = classes.iter().filter(|c| !constrained(c)).map(|c| c.rep.priority).max();
+        for (ci, class) in classes.iter().enumerate() {
+            if constrained(class) && top_unconstrained.is_none_or(|p| class.rep.priority >= p) {
+                let left = self.place_class(classes, ci, std::mem::take(&mut unplaced[ci]));
+                if !left.is_empty() {
+                    pending.push((ci, left));
+                }
+            }
+        }
+        self.pack_together(classes, &mut unplaced);
         for (ci, class) in classes.iter().enumerate() {
             if let Some(reason) = &class.invalid {
                 for &p in &class.pods {
                     self.reasons.insert(p, reason.clone());
                 }
+                continue;
+            }
+            if unplaced[ci].is_empty() {
                 continue;
             }
             let left = self.place_class(classes, ci, std::mem::take(&mut unplaced[ci]));
