@@ -561,35 +561,47 @@ fn zone_a_node_with_two_web_pods(edit: impl Fn(&mut ExistingNode)) -> ExistingNo
     n
 }
 
+/// Zonal spread (maxSkew 1) of 3 web replicas, `edit`ed, next to `existing` (node-a in zone a with two web
+/// pods) under both values of the inclusion policy `set` writes: `Honor` must not count node-a's pods
+/// (`why`), `Ignore` must.
+fn assert_policy_decides_whether_node_a_counts(
+    existing: ExistingNode,
+    edit: impl Fn(&mut Pod) + Copy,
+    set: impl Fn(&mut TopologySpreadConstraint, InclusionPolicy) + Copy,
+    why: &str,
+) {
+    let run = |policy| {
+        let with = move |p: &mut Pod| {
+            edit(p);
+            let mut constraint = spread(labels::ZONE, 1, "web");
+            set(&mut constraint, policy);
+            p.topology_spread = vec![constraint];
+        };
+        solve(&SolveInput {
+            existing: vec![existing.clone()],
+            ..input(vec![pool("default", small_types())], replicas("web", 3, 100, with))
+        })
+    };
+    let honor = zones_of_placements(&run(InclusionPolicy::Honor));
+    assert_eq!(honor.values().copied().collect::<Vec<_>>(), [1, 1, 1], "{why}: {honor:?}");
+    let ignore = zones_of_placements(&run(InclusionPolicy::Ignore));
+    assert_eq!(ignore.get(ZONES[0]), None, "node-a's 2 pods count in zone a: {ignore:?}");
+    assert_eq!(ignore.values().sum::<usize>(), 3);
+}
+
 #[test]
 fn node_affinity_policy_decides_which_existing_pods_count() {
     let existing = zone_a_node_with_two_web_pods(|n| {
         n.labels.insert(labels::ARCH.into(), "arm64".into());
     });
-    let with = |policy| {
-        move |p: &mut Pod| {
+    assert_policy_decides_whether_node_a_counts(
+        existing,
+        |p| {
             p.node_selector.insert(labels::ARCH.into(), "amd64".into());
-            p.topology_spread = vec![TopologySpreadConstraint {
-                node_affinity_policy: policy,
-                ..spread(labels::ZONE, 1, "web")
-            }];
-        }
-    };
-    let run = |policy| {
-        solve(&SolveInput {
-            existing: vec![existing.clone()],
-            ..input(vec![pool("default", small_types())], replicas("web", 3, 100, with(policy)))
-        })
-    };
-    let honor = zones_of_placements(&run(InclusionPolicy::Honor));
-    assert_eq!(
-        honor.values().copied().collect::<Vec<_>>(),
-        [1, 1, 1],
-        "arm64 node-a does not count: {honor:?}"
+        },
+        |c, policy| c.node_affinity_policy = policy,
+        "arm64 node-a does not count",
     );
-    let ignore = zones_of_placements(&run(InclusionPolicy::Ignore));
-    assert_eq!(ignore.get(ZONES[0]), None, "node-a's 2 pods count in zone a: {ignore:?}");
-    assert_eq!(ignore.values().sum::<usize>(), 3);
 }
 
 #[test]
@@ -598,29 +610,12 @@ fn node_taints_policy_decides_which_existing_pods_count() {
         n.taints =
             vec![Taint { key: "dedicated".into(), value: "db".into(), effect: TaintEffect::NoSchedule }];
     });
-    let with = |policy| {
-        move |p: &mut Pod| {
-            p.topology_spread = vec![TopologySpreadConstraint {
-                node_taints_policy: policy,
-                ..spread(labels::ZONE, 1, "web")
-            }];
-        }
-    };
-    let run = |policy| {
-        solve(&SolveInput {
-            existing: vec![existing.clone()],
-            ..input(vec![pool("default", small_types())], replicas("web", 3, 100, with(policy)))
-        })
-    };
-    let honor = zones_of_placements(&run(InclusionPolicy::Honor));
-    assert_eq!(
-        honor.values().copied().collect::<Vec<_>>(),
-        [1, 1, 1],
-        "tainted node-a does not count: {honor:?}"
+    assert_policy_decides_whether_node_a_counts(
+        existing,
+        |_| {},
+        |c, policy| c.node_taints_policy = policy,
+        "tainted node-a does not count",
     );
-    let ignore = zones_of_placements(&run(InclusionPolicy::Ignore));
-    assert_eq!(ignore.get(ZONES[0]), None, "node-a's 2 pods count in zone a: {ignore:?}");
-    assert_eq!(ignore.values().sum::<usize>(), 3);
 }
 
 #[test]
