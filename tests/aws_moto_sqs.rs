@@ -19,19 +19,6 @@ use ballast::{
 use jiff::Timestamp;
 use support::moto;
 
-const FIXTURES: [&str; 10] = [
-    "spot_interruption.json",
-    "rebalance_recommendation.json",
-    "scheduled_change.json",
-    "state_change_stopping.json",
-    "state_change_terminated.json",
-    "state_change_running.json",
-    "health_other_service.json",
-    "spot_interruption_unknown_instance.json",
-    "malformed_spot_detail.json",
-    "not_json.txt",
-];
-
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/interruption/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("failed to read {path}: {e}"))
@@ -76,7 +63,9 @@ async fn every_message_kind_drives_its_action_and_is_deleted_from_sqs() {
         SqsQueue::connect(&config, &name).await.expect("GetQueueUrl").with_wait(Duration::from_secs(1));
     assert!(queue.url().ends_with(&format!("/{name}")), "{}", queue.url());
     let url = queue.url().to_string();
-    for f in FIXTURES {
+    // Sent in the order `order.txt` lists them, which the assertions below follow.
+    let fixtures = fixture("order.txt");
+    for f in fixtures.lines() {
         sqs.send_message().queue_url(&url).message_body(fixture(f)).send().await.unwrap();
     }
 
@@ -96,7 +85,8 @@ async fn every_message_kind_drives_its_action_and_is_deleted_from_sqs() {
         steps.extend(report.steps);
         unparseable.extend(report.unparseable);
     }
-    assert_eq!((received, deleted), (FIXTURES.len(), FIXTURES.len()));
+    let sent = fixtures.lines().count();
+    assert_eq!((received, deleted), (sent, sent));
     unparseable.sort();
     assert_eq!(unparseable, ["invalid_detail", "invalid_envelope"]);
 

@@ -127,18 +127,8 @@ async fn run(i: &Interruption, w: &World, now: Timestamp) -> Report {
 async fn every_fixture_is_handled_and_deleted_including_malformed_ones() {
     let (i, queue, kube) = setup();
     let w = world();
-    for name in [
-        "spot_interruption.json",
-        "rebalance_recommendation.json",
-        "scheduled_change.json",
-        "state_change_stopping.json",
-        "state_change_terminated.json",
-        "state_change_running.json",
-        "health_other_service.json",
-        "spot_interruption_unknown_instance.json",
-        "malformed_spot_detail.json",
-        "not_json.txt",
-    ] {
+    // Sent in the order `order.txt` lists them, which the assertions below follow.
+    for name in fixture("order.txt").lines() {
         queue.send(fixture(name));
     }
     let report = run(&i, &w, at(660)).await;
