@@ -50,6 +50,18 @@ struct Item {
     requests: Vec<i64>,
 }
 
+impl Item {
+    /// How many of it fit in `room` (not capped at `most`; `i64::MAX` when it requests nothing).
+    fn fits_in(&self, room: &[i64]) -> i64 {
+        self.requests.iter().zip(room).filter(|(q, _)| **q > 0).map(|(q, r)| r / q).min().unwrap_or(i64::MAX)
+    }
+
+    /// What its requests cost at `unit_prices` per unit of each resource: its surrogate weight.
+    fn priced_at(&self, unit_prices: &[f64]) -> f64 {
+        self.requests.iter().zip(unit_prices).map(|(q, p)| *q as f64 * p).sum()
+    }
+}
+
 /// The best pattern found for one type at prices `u` and an upper bound on every pattern's worth.
 struct Knapsack {
     /// (class, pods) with at least one pod.
@@ -286,7 +298,7 @@ fn best_pattern(
     let unit_prices = lagrangian_unit_prices(&items, room);
     let weight = |item: &Item| -> f64 {
         match &unit_prices {
-            Some(prices) => item.requests.iter().zip(prices).map(|(q, p)| *q as f64 * p).sum(),
+            Some(prices) => item.priced_at(prices),
             None => item
                 .requests
                 .iter()
@@ -385,14 +397,7 @@ impl Search<'_> {
             return true;
         }
         let item = &self.items[i];
-        let most = item
-            .requests
-            .iter()
-            .zip(&self.room)
-            .filter(|(q, _)| **q > 0)
-            .map(|(q, r)| r / q)
-            .fold(item.most, i64::min);
-        for k in (0..=most).rev() {
+        for k in (0..=item.fits_in(&self.room).min(item.most)).rev() {
             for (r, q) in self.room.iter_mut().zip(&item.requests) {
                 *r -= k * q;
             }
@@ -443,10 +448,7 @@ impl Bounds {
             })
             .collect();
         let surrogate = unit_prices.map(|unit_prices| {
-            let weights: Vec<f64> = items
-                .iter()
-                .map(|i| i.requests.iter().zip(&unit_prices).map(|(q, p)| *q as f64 * p).sum())
-                .collect();
+            let weights: Vec<f64> = items.iter().map(|i| i.priced_at(&unit_prices)).collect();
             let mut order: Vec<usize> = (0..items.len()).collect();
             let density = |i: usize| items[i].worth / weights[i].max(f64::MIN_POSITIVE);
             order.sort_by(|&a, &b| density(b).total_cmp(&density(a)));
@@ -518,7 +520,7 @@ fn lagrangian_unit_prices(items: &[Item], room: &[i64]) -> Option<Vec<f64>> {
         row.extend(resources.iter().zip(&lambda).map(|(&r, &l)| (l, share(item, r))));
         problem.add_constraint(row, ComparisonOp::Ge, item.worth);
     }
-    let solution = problem.solve().ok()?.into_solution().ok()?;
+    let solution = solve_lp(&problem).ok()?;
     let mut unit_prices = vec![0.0; room.len()];
     for (&r, &l) in resources.iter().zip(&lambda) {
         unit_prices[r] = non_negative(solution.var_value(l)) / room[r] as f64;
@@ -536,8 +538,7 @@ fn rounded_lp_pattern(items: &[Item], room: &[i64], surrogate: &Surrogate) -> (V
     let mut left = room.to_vec();
     let take = |i: usize, wanted: i64, counts: &mut Vec<i64>, left: &mut Vec<i64>| {
         let item = &items[i];
-        let fits = item.requests.iter().zip(left.iter()).filter(|(q, _)| **q > 0).map(|(q, l)| l / q).min();
-        let k = wanted.min(item.most - counts[i]).min(fits.unwrap_or(i64::MAX)).max(0);
+        let k = wanted.min(item.most - counts[i]).min(item.fits_in(left)).max(0);
         counts[i] += k;
         for (l, q) in left.iter_mut().zip(&item.requests) {
             *l -= k * q;
@@ -569,7 +570,7 @@ fn rounded_lp_pattern(items: &[Item], room: &[i64], surrogate: &Surrogate) -> (V
                 problem.add_constraint(row, ComparisonOp::Le, left[r].max(0) as f64 / room[r] as f64);
             }
         }
-        if let Ok(Ok(solution)) = problem.solve().map(|s| s.into_solution()) {
+        if let Ok(solution) = solve_lp(&problem) {
             for (&i, &x) in tied.iter().zip(&vars) {
                 let k = (non_negative(solution.var_value(x)) + 1e-9).floor() as i64;
                 take(i, k, &mut counts, &mut left);
@@ -684,7 +685,7 @@ mod tests {
                 prop_assert!(above.pattern.is_empty() && above.upper >= best, "{:?}", above.pattern);
             }
             // Whatever it returns fits one node.
-            for (pattern, _) in [(&exact.pattern, 0), (&cut.pattern, 1)] {
+            for pattern in [&exact.pattern, &cut.pattern] {
                 let used = |r: usize| pattern.iter().map(|&(c, k)| k * requests[c][r]).sum::<i64>();
                 prop_assert!(used(0) <= cpu && used(1) <= memory);
             }
